@@ -37,8 +37,10 @@ CAMPAIGNS = [
 
 def dynamics(fatigue: bool = True, influence: bool = False) -> DynamicsConfig:
     return DynamicsConfig.model_validate(
-        {"fatigue": {"enabled": fatigue, "weight": 1.0, "recovery": 0.2},
-         "influence": {"enabled": influence, "weight": 3.0}}
+        {
+            "fatigue": {"enabled": fatigue, "weight": 1.0, "recovery": 0.2},
+            "influence": {"enabled": influence, "weight": 3.0},
+        }
     )
 
 
@@ -75,8 +77,9 @@ def test_fatigue_lowers_response_and_decays_when_resting() -> None:
 
 
 def test_no_fatigue_means_flat_response() -> None:
-    model = CampaignModel([persona("a", p=0.3, fatigue=0.8)], [40_000], CAMPAIGNS,
-                          dynamics(fatigue=False), rng=5)
+    model = CampaignModel(
+        [persona("a", p=0.3, fatigue=0.8)], [40_000], CAMPAIGNS, dynamics(fatigue=False), rng=5
+    )
     rates = [model.send([0]).responses[0, 0] / 40_000 for _ in range(4)]
     assert max(rates) - min(rates) < 0.02
 
@@ -84,10 +87,21 @@ def test_no_fatigue_means_flat_response() -> None:
 def test_influence_spreads_over_graph() -> None:
     n = 20_000
     ring = sparse.diags([1.0, 1.0], [-1, 1], shape=(n, n), format="csr", dtype=np.float32)
-    with_graph = CampaignModel([persona("a", p=0.2, fatigue=0)], [n], CAMPAIGNS,
-                               dynamics(fatigue=False, influence=True), adjacency=ring, rng=6)
-    without = CampaignModel([persona("a", p=0.2, fatigue=0)], [n], CAMPAIGNS,
-                            dynamics(fatigue=False, influence=False), rng=6)
+    with_graph = CampaignModel(
+        [persona("a", p=0.2, fatigue=0)],
+        [n],
+        CAMPAIGNS,
+        dynamics(fatigue=False, influence=True),
+        adjacency=ring,
+        rng=6,
+    )
+    without = CampaignModel(
+        [persona("a", p=0.2, fatigue=0)],
+        [n],
+        CAMPAIGNS,
+        dynamics(fatigue=False, influence=False),
+        rng=6,
+    )
     for model in (with_graph, without):
         model.send([0])
     second_with = with_graph.send([0]).responses[0, 0]
@@ -97,14 +111,26 @@ def test_influence_spreads_over_graph() -> None:
 
 
 def test_event_changes_behaviour_only_in_its_weeks() -> None:
-    downturn = EventConfig(name="downturn", start_week=2, end_week=2, propensity_shift=-1.0,
-                           price_sensitivity_multiplier=2.0)
-    model = CampaignModel([persona("a", p=0.3)], [40_000], CAMPAIGNS, dynamics(False),
-                          events=[downturn], rng=7)
+    downturn = EventConfig(
+        name="downturn",
+        start_week=2,
+        end_week=2,
+        propensity_shift=-1.0,
+        price_sensitivity_multiplier=2.0,
+    )
+    model = CampaignModel(
+        [persona("a", p=0.3)], [40_000], CAMPAIGNS, dynamics(False), events=[downturn], rng=7
+    )
     plain = [model.send([0]).responses[0, 0] / 40_000 for _ in range(3)]
     assert plain[1] < plain[0] - 0.1 and abs(plain[2] - plain[0]) < 0.015
-    model = CampaignModel([persona("a", p=0.3)], [40_000], CAMPAIGNS, dynamics(False),
-                          events=[downturn.model_copy(update={"propensity_shift": 0.0})], rng=8)
+    model = CampaignModel(
+        [persona("a", p=0.3)],
+        [40_000],
+        CAMPAIGNS,
+        dynamics(False),
+        events=[downturn.model_copy(update={"propensity_shift": 0.0})],
+        rng=8,
+    )
     sale = [model.send([1]).responses[0, 1] / 40_000 for _ in range(2)]
     assert sale[1] > sale[0] + 0.05  # doubled price sensitivity makes the discount work harder
 
@@ -124,7 +150,9 @@ def test_control_and_no_send_cost_nothing_and_respond_organically() -> None:
     assert control.cost == 0 and control.value == 0
     assert control.responses[0, 2] / 30_000 == pytest.approx(0.1, abs=0.01)
     nothing = model.send([NO_SEND])
-    assert nothing.assigned.sum() == 0 and nothing.organic[0] / 30_000 == pytest.approx(0.1, abs=0.01)
+    assert nothing.assigned.sum() == 0 and nothing.organic[0] / 30_000 == pytest.approx(
+        0.1, abs=0.01
+    )
 
 
 def test_same_seed_same_history_different_seed_differs() -> None:
@@ -145,8 +173,13 @@ def test_traits_are_drawn_from_distributions() -> None:
 
 
 def test_simulated_ab_test_is_balanced_and_recovers_rates() -> None:
-    model = CampaignModel([persona("a", p=0.3), persona("b", p=0.1)], [20_000, 20_000],
-                          CAMPAIGNS, dynamics(False), rng=14)
+    model = CampaignModel(
+        [persona("a", p=0.3), persona("b", p=0.1)],
+        [20_000, 20_000],
+        CAMPAIGNS,
+        dynamics(False),
+        rng=14,
+    )
     results = simulate_ab_test(model, sample_size=30_000)
     counts = results.counts
     assert counts.exposures.sum() == 30_000

@@ -1,0 +1,97 @@
+"""``PersonaAgent``: one Mesa agent per persona, holding its cohort of recipients as arrays."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+from personasim.persona import Persona
+from personasim.population import CohortTraits
+from personasim.response import ResponseContext
+from personasim.transition import update_fatigue
+
+if TYPE_CHECKING:
+    from personasim.agents.model import CampaignModel
+
+
+class PersonaAgent(mesa.Agent):
+    """A persona's cohort: traits and state as float32 arrays, views into the model's arrays.
+
+    Parameters
+    ----------
+    model
+        The owning :class:`~personasim.agents.model.CampaignModel`.
+    persona
+        The persona the cohort was drawn from.
+    index
+        The persona's position in the model (row of its outcome matrices).
+    cohort
+        The cohort's slice of the population arrays.
+    traits
+        The cohort's sampled traits.
+    """
+
+    model: CampaignModel
+
+    def __init__(
+        self,
+        model: CampaignModel,
+        persona: Persona,
+        index: int,
+        cohort: slice,
+        traits: CohortTraits,
+    ) -> None:
+        super().__init__(model)
+        self.persona = persona
+        self.index = index
+        self.cohort = cohort
+        self.traits = traits
+        self.fatigue = model.fatigue[cohort]
+        self.responded = model.responded[cohort]
+        self.exposed = model.exposed[cohort]
+
+    @property
+    def size(self) -> int:
+        """Number of recipients in the cohort."""
+        return self.traits.n
+
+    def response_probability(
+        self, assignment: int | np.ndarray, week: int, influence: np.ndarray | None
+    ) -> np.ndarray:
+        """P(response) of each recipient in ``week`` under ``assignment`` (no draws).
+
+        ``influence`` is the population's neighbour-response share (or ``None``).
+        """
+        model = self.model
+        shift, price, _ = model.calendar.effects(week, self.persona.id)
+        context = ResponseContext(
+            week=week,
+            logit_shift=shift,
+            price_multiplier=price,
+            fatigue_weight=model.fatigue_weight,
+            influence_weight=model.influence_weight,
+            influence=None if influence is None else influence[self.cohort],
+        )
+        return model.response_model.probability(
+            self.traits, self.fatigue, model.campaigns, assignment, context
+        )
+
+    def respond(self) -> None:
+        """Draw this week's responses to the model's pending assignment for this cohort."""
+        assignment = self.model.pending_assignment[self.index]
+        p = self.response_probability(assignment, self.model.week, self.model.influence)
+        self.responded[:] = self.model.rng.random(self.size, dtype=np.float32) < p
+        self.model.record(self.index, assignment, self.responded, self.exposed)
+
+    def transition(self) -> None:
+        """Update fatigue: decay, then add this week's exposures."""
+        _, _, multiplier = self.model.calendar.effects(self.model.week, self.persona.id)
+        update_fatigue(
+            self.fatigue,
+            self.exposed,
+            self.traits.fatigue_rate,
+            self.model.fatigue_recovery,
+            multiplier,
+        )

@@ -1,0 +1,52 @@
+"""Apply a finished run to a new recipients file (``personasim rank``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from personasim.audience import audience_from_recipients
+from personasim.campaign import Campaign
+from personasim.config import ExperimentConfig
+from personasim.data import load_recipients
+from personasim.errors import DataError
+from personasim.export import EXPORTERS
+from personasim.inference import load_posterior
+from personasim.prioritization import prioritize
+from personasim.synthesis import PersonaProfiles
+
+RUN_FILES = ("config.yaml", "campaigns.yaml", "profiles.json", "posterior.npz")
+
+
+def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.DataFrame:
+    """Rank campaigns for every recipient in ``recipients_path`` with a finished run.
+
+    The output format follows ``out_path``'s suffix (``.csv`` or ``.parquet``); the file is
+    written under a temporary name and renamed, so a failure leaves nothing behind.
+    """
+    for name in RUN_FILES:
+        if not (run_dir / name).is_file():
+            raise DataError(str(run_dir), name, "not a finished personasim run (file missing)")
+    fmt = out_path.suffix.lstrip(".").lower()
+    if fmt not in EXPORTERS:
+        raise DataError(str(out_path), None, f"output must end in {', '.join('.' + n for n in EXPORTERS)}")
+    config = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    campaigns = [Campaign.model_validate(c)
+                 for c in yaml.safe_load((run_dir / "campaigns.yaml").read_text())]
+    profiles = PersonaProfiles.from_dict(json.loads((run_dir / "profiles.json").read_text()))
+    posterior = load_posterior(run_dir)
+    recipients = load_recipients(recipients_path)
+    audience = audience_from_recipients(
+        recipients, posterior.persona_ids, profiles,
+        config.prioritization.membership_temperature, str(recipients_path),
+    )
+    table = prioritize(audience, posterior, campaigns, config.prioritization)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.stem}.partial-{os.getpid()}")
+    written = EXPORTERS.get(fmt)(table, partial)
+    os.replace(written, out_path)
+    return table

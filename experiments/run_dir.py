@@ -1,0 +1,109 @@
+"""Run directories: written under a temporary name and renamed into place only on success."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+PACKAGES = (
+    "personasim", "mesa", "gymnasium", "stable-baselines3", "torch", "pymc", "nutpie",
+    "numpy", "pandas", "networkx", "scikit-learn", "pydantic",
+)
+
+
+class RunDirectory:
+    """A run folder that only appears, complete, when the run succeeds.
+
+    Parameters
+    ----------
+    final
+        Where the finished run should live.
+    overwrite
+        Replace an existing folder at ``final`` (only once the new run has succeeded).
+    """
+
+    def __init__(self, final: Path, overwrite: bool = False) -> None:
+        self.final = final
+        self.overwrite = overwrite
+        self.partial = final.parent / f".{final.name}.partial-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        if self.final.exists() and not self.overwrite:
+            raise FileExistsError(f"{self.final} already exists (use --overwrite to replace it)")
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True)
+        return self.partial
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.partial, ignore_errors=True)
+            return
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        os.replace(self.partial, self.final)
+
+
+class StageTimer:
+    """Wall time per named stage, for the manifest."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the enclosed block under ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a run depends on (``None`` if absent)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(start: Path) -> str | None:
+    """The commit of the git checkout containing ``start``, if there is one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=start, capture_output=True, text=True, timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as indented, key-sorted JSON."""
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def command_line() -> list[str]:
+    """The command line that started this process."""
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]

@@ -1,0 +1,149 @@
+"""The ``personasim`` command line: run, rank and validate experiment configs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from personasim.errors import PersonasimInputError
+from personasim.registry import UnknownNameError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Test marketing campaigns on a simulated persona audience.")
+console = Console(stderr=True)
+INPUT_ERROR = 2
+
+
+class RichReporter:
+    """Shows each stage with a spinner or a progress bar, and warnings in yellow."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    @contextmanager
+    def stage(self, title: str, total: int | None = None) -> Iterator[object]:
+        if self.quiet:
+            yield lambda done: None
+            return
+        columns = [SpinnerColumn(), TextColumn("[bold]{task.description}")]
+        if total:
+            columns += [BarColumn(), MofNCompleteColumn()]
+        columns.append(TimeElapsedColumn())
+        start = time.perf_counter()
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(title, total=total)
+            yield lambda done: progress.update(task, completed=done)
+        console.print(f"[green]✓[/] {title} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+    def warn(self, message: str) -> None:
+        console.print(f"[bold yellow]warning:[/] {message}")
+
+
+@contextmanager
+def _input_errors() -> Iterator[None]:
+    """Turn bad input into one line on stderr and exit code 2, with no traceback."""
+    try:
+        yield
+    except PersonasimInputError as exc:
+        console.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False)
+        raise typer.Exit(INPUT_ERROR) from None
+    except (UnknownNameError, FileExistsError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(INPUT_ERROR) from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("pymc", "pytensor", "numba", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>-<time>).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key.path=value.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Log at INFO level.")] = False,
+) -> None:
+    """Run an experiment end to end and write one run directory."""
+    _setup_logging(verbose)
+    with _input_errors():
+        from personasim.config import load_config
+        from personasim.experiments.runner import run_experiment
+
+        overrides = list(set_ or []) + ([f"seed={seed}"] if seed is not None else [])
+        experiment = load_config(config, overrides)
+        run_dir = out or Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        summary = run_experiment(experiment, run_dir, config_source=str(config),
+                                 reporter=RichReporter(quiet), overwrite=overwrite)
+    table = Table(title="Policy evaluation (return per episode, 95% CI)")
+    for column in ("policy", "mean_return", "ci_low", "ci_high"):
+        table.add_column(column, justify="right" if column != "policy" else "left")
+    for row in summary.evaluation.itertuples():
+        table.add_row(str(row.policy), f"{row.mean_return:,.1f}", f"{row.ci_low:,.1f}",
+                      f"{row.ci_high:,.1f}")
+    Console().print(table)
+    sends = int((summary.prioritization["action"] == "send").sum())
+    Console().print(f"Ranked {summary.manifest['rows']['recipients']:,} recipients "
+                    f"({sends:,} send decisions). Run directory: [bold]{summary.run_dir}[/]")
+
+
+@app.command()
+def rank(
+    run_dir: Annotated[Path, typer.Option("--run", help="A finished run directory.")],
+    recipients: Annotated[Path, typer.Option(help="Recipients file (CSV or Parquet).")],
+    out: Annotated[Path, typer.Option(help="Output table (.csv or .parquet).")],
+) -> None:
+    """Rank campaigns for a new recipients file with a finished run's posterior."""
+    _setup_logging(False)
+    with _input_errors():
+        from personasim.experiments.rank import rank_recipients
+
+        table = rank_recipients(run_dir, recipients, out)
+    Console().print(f"Wrote {len(table):,} rows to [bold]{out}[/]")
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key.path=value.")] = None,
+) -> None:
+    """Check a config and its data files without running anything."""
+    _setup_logging(False)
+    with _input_errors():
+        from personasim.config import load_config
+        from personasim.experiments.inputs import load_inputs
+
+        experiment = load_config(config, list(set_ or []))
+        inputs = load_inputs(experiment, str(config), experiment.seed)
+    Console().print(
+        f"[green]OK[/] {config}: {len(inputs.personas)} personas, "
+        f"{len(inputs.campaigns)} campaigns"
+        + (f", {len(inputs.recipients):,} recipients" if inputs.recipients is not None else "")
+        + (f", {len(inputs.ab_table):,} A/B rows" if inputs.ab_table is not None else "")
+    )
+
+
+def main() -> None:
+    """Entry point for ``python -m personasim``."""
+    app()

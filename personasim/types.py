@@ -1,0 +1,141 @@
+"""Typed hand-offs between pipeline stages (the contracts each stage module honours)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+RECIPIENT_ID = "recipient_id"
+PERSONA_ID = "persona_id"
+CAMPAIGN_ID = "campaign_id"
+OUTCOME = "outcome"
+CONSENT = "consent"
+
+
+@dataclass(frozen=True)
+class Audience:
+    """The recipients to rank, with their persona membership.
+
+    Attributes
+    ----------
+    recipients
+        One row per recipient: ``recipient_id`` (str, unique), ``persona_id`` (hard
+        assignment), ``consent`` (bool) and attribute columns.
+    membership
+        ``(n_recipients, n_personas)`` float32 soft membership; rows sum to 1. Column order is
+        ``persona_ids``.
+    persona_ids
+        Persona ids in column order.
+    """
+
+    recipients: pd.DataFrame
+    membership: np.ndarray
+    persona_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ABCounts:
+    """A/B results aggregated to persona x campaign cells.
+
+    Attributes
+    ----------
+    persona_ids, campaign_ids
+        Row and column labels.
+    exposures, responses
+        ``(n_personas, n_campaigns)`` int64 counts; ``responses <= exposures``.
+    """
+
+    persona_ids: tuple[str, ...]
+    campaign_ids: tuple[str, ...]
+    exposures: np.ndarray
+    responses: np.ndarray
+
+    @classmethod
+    def from_table(
+        cls, table: pd.DataFrame, persona_ids: tuple[str, ...], campaign_ids: tuple[str, ...]
+    ) -> ABCounts:
+        """Aggregate per-recipient rows with ``persona_id, campaign_id, outcome`` columns."""
+        p_index = {p: i for i, p in enumerate(persona_ids)}
+        c_index = {c: i for i, c in enumerate(campaign_ids)}
+        rows = table[PERSONA_ID].map(p_index).to_numpy()
+        cols = table[CAMPAIGN_ID].map(c_index).to_numpy()
+        shape = (len(persona_ids), len(campaign_ids))
+        exposures = np.zeros(shape, dtype=np.int64)
+        responses = np.zeros(shape, dtype=np.int64)
+        np.add.at(exposures, (rows, cols), 1)
+        np.add.at(responses, (rows, cols), table[OUTCOME].to_numpy().astype(np.int64))
+        return cls(persona_ids, campaign_ids, exposures, responses)
+
+    @property
+    def rates(self) -> np.ndarray:
+        """Observed response rates (NaN where a cell has no exposures)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.responses / np.where(self.exposures > 0, self.exposures, np.nan)
+
+
+@dataclass(frozen=True)
+class ABResults:
+    """An A/B test's outcome, per recipient and aggregated.
+
+    Attributes
+    ----------
+    table
+        ``recipient_id, persona_id, campaign_id, outcome`` (+ optional ``value``, ``propensity``).
+    counts
+        The same data aggregated to persona x campaign cells.
+    source
+        ``"simulated"`` or the results file's path.
+    """
+
+    table: pd.DataFrame
+    counts: ABCounts
+    source: str
+
+
+@dataclass
+class Diagnostics:
+    """Sampler health, recorded in the run manifest."""
+
+    sampler: str
+    rhat_max: float
+    ess_bulk_min: float
+    divergences: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no diagnostic failed its threshold."""
+        return not self.warnings
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Posterior response probabilities per persona x campaign.
+
+    Attributes
+    ----------
+    persona_ids, campaign_ids
+        Labels of the last two axes of ``draws``.
+    draws
+        ``(n_draws, n_personas, n_campaigns)`` float32 samples of P(response).
+    diagnostics
+        How the sampler fared.
+    """
+
+    persona_ids: tuple[str, ...]
+    campaign_ids: tuple[str, ...]
+    draws: np.ndarray
+    diagnostics: Diagnostics
+
+    def mean(self) -> np.ndarray:
+        """Posterior mean, ``(n_personas, n_campaigns)``."""
+        return self.draws.mean(axis=0)
+
+    def interval(self, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+        """Equal-tailed credible interval at ``level``, each ``(n_personas, n_campaigns)``."""
+        tail = (1 - level) / 2
+        low, high = np.quantile(self.draws, [tail, 1 - tail], axis=0)
+        return low, high

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configs and data files that run in seconds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+TINY_CONFIG = {
+    "name": "tiny",
+    "seed": 3,
+    "personas": [
+        {"id": "deal_seekers", "share": 0.6, "attributes": {"age": 30, "region": "urban"},
+         "traits": {"propensity": {"default": {"dist": "beta", "a": 4, "b": 40}},
+                    "organic": {"dist": "beta", "a": 1, "b": 100}}},
+        {"id": "loyal", "share": 0.4, "attributes": {"age": 50, "region": "rural"},
+         "traits": {"propensity": {"default": {"dist": "beta", "a": 8, "b": 40}},
+                    "organic": {"dist": "beta", "a": 2, "b": 100}}},
+    ],
+    "campaigns": [
+        {"id": "sale", "channel": "email", "cost": 0.05, "value": 10.0,
+         "features": {"discount": 0.2}},
+        {"id": "news", "channel": "email", "cost": 0.05, "value": 12.0},
+        {"id": "holdout", "control": True},
+    ],
+    "population": {"size": 600},
+    "simulation": {"horizon": 4, "budget": 200.0},
+    "dynamics": {"influence": {"network": {"generator": "watts_strogatz",
+                                           "params": {"k": 4, "p": 0.1}}}},
+    "ab_test": {"sample_size": 600},
+    "inference": {"draws": 200, "tune": 200, "chains": 2, "sampler": "pymc",
+                  "ess_min": 100, "rhat_max": 1.05},
+    "policy": {"total_timesteps": 64, "eval_seeds": 2,
+               "hyperparameters": {"n_steps": 32, "batch_size": 16}},
+}
+
+
+def write_yaml(path: Path, payload: dict) -> Path:
+    path.write_text(yaml.safe_dump(payload, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def tiny_config_path(tmp_path: Path) -> Path:
+    """A persona-mode config that runs end to end in seconds."""
+    return write_yaml(tmp_path / "tiny.yaml", TINY_CONFIG)

@@ -1,0 +1,129 @@
+"""Smoke tests for SB3 training, saving and loading (tiny budgets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from personasim.envs import CampaignEnv
+
+from personasim.campaign import Campaign
+from personasim.config import DynamicsConfig, InfluenceConfig, PolicyConfig, SimulationConfig
+from personasim.distributions import Beta, Constant
+from personasim.persona import Persona, PersonaTraits
+from personasim.policies import PolicyContext, SB3Policy, make_policy
+from personasim.training import (
+    ALGORITHMS,
+    default_hyperparameters,
+    load_policy,
+    save_policy,
+    train_policy,
+)
+
+
+def _env_factory(n_personas: int = 2, n_campaigns: int = 2):
+    def build() -> CampaignEnv:
+        personas = [
+            Persona(
+                id=f"p{j}",
+                traits=PersonaTraits(
+                    propensity={"default": Beta(a=2 + j, b=20)},
+                    organic=Constant(value=0.01),
+                ),
+            )
+            for j in range(n_personas)
+        ]
+        campaigns = [
+            Campaign(id=f"c{k}", cost=0.02 * (k + 1), value=1.0 + k) for k in range(n_campaigns)
+        ]
+        dynamics = DynamicsConfig(influence=InfluenceConfig(enabled=False))
+        return CampaignEnv(
+            personas, [150] * n_personas, campaigns, SimulationConfig(horizon=6), dynamics
+        )
+
+    return build
+
+
+def _observations(n: int = 8) -> np.ndarray:
+    env = _env_factory()()
+    return np.stack([env.observation_space.sample() for _ in range(n)])
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "a2c"])
+def test_on_policy_training_curve_and_round_trip(algorithm: str, tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    config = PolicyConfig(algorithm=algorithm, total_timesteps=128)
+    result = train_policy(
+        _env_factory(), config, seed=0, log_dir=tmp_path / "log",
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert result.algorithm == algorithm
+    assert list(result.curve.columns) == ["timesteps", "mean_return", "n_episodes"]
+    assert len(result.curve) > 0
+    assert result.curve["timesteps"].is_monotonic_increasing
+    assert result.curve["n_episodes"].sum() >= 128 // 6 - 1
+    assert result.seconds > 0
+    assert calls and calls[-1][1] == 128 and calls[-1][0] == 128
+    assert any((tmp_path / "log" / "monitor").iterdir())
+
+    path = save_policy(result.model, tmp_path / "model")
+    assert path.suffix == ".zip" and path.exists()
+    loaded = load_policy(algorithm, path)
+    obs = _observations()
+    expected, _ = result.model.predict(obs, deterministic=True)
+    actual, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(expected, actual)
+
+    env = _env_factory()()
+    policy = make_policy(
+        "sb3", env, PolicyContext(model_path=path, algorithm=algorithm)
+    )
+    first, _ = env.reset(seed=0)
+    action = policy.act(first, env)
+    assert env.action_space.contains(action)
+
+
+def test_ppo_defaults_span_several_episodes() -> None:
+    params = default_hyperparameters("ppo", horizon=6, n_envs=2, total_timesteps=1000)
+    assert params["n_steps"] == 48
+    assert (params["n_steps"] * 2) % params["batch_size"] == 0
+    assert params["learning_rate"] == 3e-4 and params["ent_coef"] == 0.01
+    custom = default_hyperparameters("ppo", 6, 1, 1000, {"n_steps": 30, "gamma": 0.9})
+    assert custom["n_steps"] == 30 and 30 % custom["batch_size"] == 0 and custom["gamma"] == 0.9
+
+
+def test_same_seed_trains_the_same_model() -> None:
+    config = PolicyConfig(algorithm="ppo", total_timesteps=64, n_envs=2)
+    first = train_policy(_env_factory(), config, seed=3, log_dir=None)
+    second = train_policy(_env_factory(), config, seed=3, log_dir=None)
+    obs = _observations()
+    a, _ = first.model.predict(obs, deterministic=True)
+    b, _ = second.model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(a, b)
+    assert first.curve.equals(second.curve)
+
+
+def test_dqn_trains_on_a_small_joint_action_space(tmp_path: Path) -> None:
+    config = PolicyConfig(algorithm="dqn", total_timesteps=200)
+    result = train_policy(_env_factory(2, 2), config, seed=0, log_dir=None)
+    assert result.model.action_space.n == 9
+    assert len(result.curve) > 0
+    path = save_policy(result.model, tmp_path / "dqn.zip")
+    policy = SB3Policy(load_policy("dqn", path))
+    env = _env_factory(2, 2)()
+    obs, _ = env.reset(seed=1)
+    action = policy.act(obs, env)
+    assert action.shape == (2,) and env.action_space.contains(action)
+
+
+def test_dqn_rejects_a_large_joint_action_space() -> None:
+    config = PolicyConfig(algorithm="dqn", total_timesteps=64)
+    with pytest.raises(ValueError, match="DQN needs a small joint action space"):
+        train_policy(_env_factory(6, 4), config, seed=0, log_dir=None)
+
+
+def test_unknown_algorithm_lists_known_ones() -> None:
+    assert ALGORITHMS.names() == ["a2c", "dqn", "ppo"]
+    with pytest.raises(KeyError, match="known: a2c, dqn, ppo"):
+        train_policy(_env_factory(), PolicyConfig(algorithm="sac"), seed=0, log_dir=None)
