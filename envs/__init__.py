@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium
+
 from personasim.envs.campaign_env import (
     FATIGUE_OBS_MAX,
     MAX_FLAT_ACTIONS,

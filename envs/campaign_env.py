@@ -14,9 +14,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from personasim.agents.model import ENGINES, NO_SEND, CampaignModel
 from scipy import sparse
 
+from personasim.agents.model import ENGINES, NO_SEND, CampaignModel
 from personasim.campaign import Campaign, CampaignArrays
 from personasim.config import DynamicsConfig, EventConfig, ExperimentConfig, SimulationConfig
 from personasim.network import build_adjacency

@@ -33,7 +33,8 @@ def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.
             raise DataError(str(run_dir), name, "not a finished personasim run (file missing)")
     fmt = out_path.suffix.lstrip(".").lower()
     if fmt not in EXPORTERS:
-        raise DataError(str(out_path), None, f"output must end in {', '.join('.' + n for n in EXPORTERS)}")
+        known = ", ".join("." + name for name in EXPORTERS)
+        raise DataError(str(out_path), None, f"output must end in {known}")
     config = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
     campaigns = [Campaign.model_validate(c)
                  for c in yaml.safe_load((run_dir / "campaigns.yaml").read_text())]

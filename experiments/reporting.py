@@ -11,14 +11,10 @@ Advance = Callable[[int], None]
 
 
 class Reporter(Protocol):
-    """Receives stage starts, progress and warnings from a run."""
+    """Receives stage starts and progress from a run (warnings go through logging)."""
 
     def stage(self, title: str, total: int | None = None) -> AbstractContextManager[Advance]:
         """Enter a stage; the yielded callable reports progress out of ``total``."""
-        ...
-
-    def warn(self, message: str) -> None:
-        """Show a warning the analyst must see (e.g. failed sampler diagnostics)."""
         ...
 
 
@@ -28,6 +24,3 @@ class SilentReporter:
     @contextmanager
     def stage(self, title: str, total: int | None = None) -> Iterator[Advance]:
         yield lambda done: None
-
-    def warn(self, message: str) -> None:
-        return None

@@ -106,4 +106,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def command_line() -> list[str]:
     """The command line that started this process."""
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+    program = Path(sys.argv[0]).name
+    if program in ("__main__.py", "cli.py"):
+        program = "personasim"
+    return [program, *sys.argv[1:]]

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from personasim.experiments.inputs import Inputs, load_inputs
 from personasim.abtest import ab_results_from_file, simulate_ab_test
 from personasim.agents.model import ENGINES, CampaignModel
 from personasim.audience import audience_from_recipients, simulated_audience
@@ -27,6 +26,16 @@ from personasim.campaign import CampaignArrays
 from personasim.config import ExperimentConfig
 from personasim.envs import CampaignEnv
 from personasim.evaluation import evaluate_policies, run_episode
+from personasim.experiments.inputs import Inputs, load_inputs
+from personasim.experiments.reporting import Reporter, SilentReporter
+from personasim.experiments.run_dir import (
+    RunDirectory,
+    StageTimer,
+    command_line,
+    git_commit,
+    package_versions,
+    write_json,
+)
 from personasim.export import export_table
 from personasim.inference import fit_posterior, posterior_table, save_posterior, updated_traits
 from personasim.persona import Persona, cohort_sizes
@@ -36,14 +45,11 @@ from personasim.plots import (
     plot_response_heatmap,
     plot_step_metrics,
 )
-from personasim.policies import POLICIES, Policy, PolicyContext, SB3Policy
+from personasim.policies import POLICIES, Policy, PolicyContext
 from personasim.population import expected_rates
 from personasim.prioritization import prioritize
 from personasim.training import save_policy, train_policy
-from personasim.types import ABResults, Audience, Posterior
-
-from personasim.experiments.reporting import Reporter, SilentReporter
-from personasim.experiments.run_dir import RunDirectory, StageTimer, command_line, git_commit, package_versions, write_json
+from personasim.types import PERSONA_ID, ABResults, Audience, Posterior
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +87,7 @@ def run_experiment(
         with timer.stage("ab_test"), reporter.stage("A/B test"):
             ab = run_ab_test(config, inputs)
         with timer.stage("inference"), reporter.stage("Bayesian update (PyMC)"):
-            posterior = infer(config, inputs, ab)
-            for warning in posterior.diagnostics.warnings:
-                reporter.warn(warning)
+            posterior = infer(config, inputs, ab)  # failed diagnostics are logged as warnings
             personas = updated_traits(
                 inputs.personas, posterior, {c.id: c.channel for c in inputs.campaigns},
                 next((c.id for c in inputs.campaigns if c.control), None),
@@ -213,8 +217,11 @@ def build_audience(config: ExperimentConfig, inputs: Inputs) -> Audience:
     """Recipients to rank: the recipients file, or the simulated population."""
     persona_ids = tuple(p.id for p in inputs.personas)
     if inputs.recipients is not None:
+        recipients = inputs.recipients
+        if not config.personas:  # synthesized: rank by soft membership, not the hard cluster
+            recipients = recipients.drop(columns=PERSONA_ID)
         return audience_from_recipients(
-            inputs.recipients, persona_ids, inputs.profiles,
+            recipients, persona_ids, inputs.profiles,
             config.prioritization.membership_temperature, str(config.data.recipients),
         )
     model = build_model(config, inputs.personas, inputs, stage_seed(config.seed, "audience"))

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,12 +27,20 @@ from personasim.registry import UnknownNameError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Test marketing campaigns on a simulated persona audience.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # soft wrap: an error stays one line
+stdout = Console(soft_wrap=True)
 INPUT_ERROR = 2
+
+OutOption = Annotated[
+    Path | None, typer.Option(help="Run directory (default runs/<name>-<time>).")
+]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config value: key.path=value.")
+]
 
 
 class RichReporter:
-    """Shows each stage with a spinner or a progress bar, and warnings in yellow."""
+    """Shows each stage with a spinner, or a progress bar when its size is known."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -51,9 +60,6 @@ class RichReporter:
             yield lambda done: progress.update(task, completed=done)
         console.print(f"[green]✓[/] {title} [dim]({time.perf_counter() - start:.1f}s)[/]")
 
-    def warn(self, message: str) -> None:
-        console.print(f"[bold yellow]warning:[/] {message}")
-
 
 @contextmanager
 def _input_errors() -> Iterator[None]:
@@ -69,18 +75,19 @@ def _input_errors() -> Iterator[None]:
 
 
 def _setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("pymc", "pytensor", "numba", "matplotlib"):
+                        format="%(message)s", handlers=[handler], force=True)
+    for noisy in ("pymc", "pytensor", "numba", "matplotlib", "MESA", "mesa"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>-<time>).")] = None,
+    out: OutOption = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key.path=value.")] = None,
+    set_: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option(help="Log at INFO level.")] = False,
@@ -102,9 +109,9 @@ def run(
     for row in summary.evaluation.itertuples():
         table.add_row(str(row.policy), f"{row.mean_return:,.1f}", f"{row.ci_low:,.1f}",
                       f"{row.ci_high:,.1f}")
-    Console().print(table)
+    stdout.print(table)
     sends = int((summary.prioritization["action"] == "send").sum())
-    Console().print(f"Ranked {summary.manifest['rows']['recipients']:,} recipients "
+    stdout.print(f"Ranked {summary.manifest['rows']['recipients']:,} recipients "
                     f"({sends:,} send decisions). Run directory: [bold]{summary.run_dir}[/]")
 
 
@@ -120,13 +127,13 @@ def rank(
         from personasim.experiments.rank import rank_recipients
 
         table = rank_recipients(run_dir, recipients, out)
-    Console().print(f"Wrote {len(table):,} rows to [bold]{out}[/]")
+    stdout.print(f"Wrote {len(table):,} rows to [bold]{out}[/]")
 
 
 @app.command()
 def validate(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: key.path=value.")] = None,
+    set_: SetOption = None,
 ) -> None:
     """Check a config and its data files without running anything."""
     _setup_logging(False)
@@ -136,7 +143,7 @@ def validate(
 
         experiment = load_config(config, list(set_ or []))
         inputs = load_inputs(experiment, str(config), experiment.seed)
-    Console().print(
+    stdout.print(
         f"[green]OK[/] {config}: {len(inputs.personas)} personas, "
         f"{len(inputs.campaigns)} campaigns"
         + (f", {len(inputs.recipients):,} recipients" if inputs.recipients is not None else "")

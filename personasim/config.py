@@ -120,10 +120,12 @@ class InferenceConfig(_Strict):
     """Bayesian updating of persona x campaign response rates."""
 
     sampler: Literal["auto", "nutpie", "pymc"] = Field("auto", description="auto: nutpie if there.")
-    draws: int = Field(500, ge=50)
-    tune: int = Field(500, ge=50)
+    draws: int = Field(1000, ge=50, description="Posterior draws per chain.")
+    tune: int = Field(1000, ge=50, description="Warm-up draws per chain.")
     chains: int = Field(2, ge=1)
-    target_accept: float = Field(0.9, gt=0, lt=1)
+    target_accept: float = Field(
+        0.99, gt=0, lt=1, description="NUTS step-size target; high avoids divergences."
+    )
     rhat_max: float = Field(1.01, gt=1, description="Warn above this R-hat.")
     ess_min: float = Field(400, gt=0, description="Warn below this bulk ESS.")
 
@@ -321,7 +323,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
-        raise ConfigError(source, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(source, where, f"not valid YAML ({problem})") from None
     if raw is None:
         raise ConfigError(source, None, "config file is empty")
     if not isinstance(raw, dict):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
-from personasim.envs import ENV_ID, FATIGUE_OBS_MAX, CampaignEnv, FlatActionWrapper
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from personasim.campaign import Campaign
@@ -20,6 +19,7 @@ from personasim.config import (
     SimulationConfig,
 )
 from personasim.distributions import Beta, Constant
+from personasim.envs import ENV_ID, FATIGUE_OBS_MAX, CampaignEnv, FlatActionWrapper
 from personasim.persona import Persona, PersonaTraits
 
 HORIZON = 6

@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from personasim.envs import CampaignEnv
 
 from personasim.campaign import Campaign
 from personasim.config import DynamicsConfig, FatigueConfig, InfluenceConfig, SimulationConfig
 from personasim.distributions import Beta, Constant
+from personasim.envs import CampaignEnv
 from personasim.evaluation import evaluate_policies, run_episodes
 from personasim.persona import Persona, PersonaTraits
 from personasim.policies import (

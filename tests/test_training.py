@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from personasim.envs import CampaignEnv
 
 from personasim.campaign import Campaign
 from personasim.config import DynamicsConfig, InfluenceConfig, PolicyConfig, SimulationConfig
 from personasim.distributions import Beta, Constant
+from personasim.envs import CampaignEnv
 from personasim.persona import Persona, PersonaTraits
 from personasim.policies import PolicyContext, SB3Policy, make_policy
 from personasim.training import (

@@ -1,0 +1,159 @@
+"""The command line end to end: outputs, reproducibility, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY_CONFIG, write_yaml
+from typer.testing import CliRunner
+
+from personasim.cli import app
+from personasim.prioritization import PRIORITY_COLUMNS
+
+runner = CliRunner()
+TINY_RUN_FILES = (
+    "config.yaml", "manifest.json", "personas.csv", "personas_posterior.yaml", "posterior.npz",
+    "policy.zip", "evaluation.csv", "metrics.csv", "learning_curve.csv", "prioritization.csv",
+    "prioritization.parquet", "response_heatmap.png", "learning_curve.png",
+    "policy_comparison.png",
+)
+
+
+def invoke(*args: str):  # noqa: ANN201
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("tiny")
+    config = write_yaml(base / "tiny.yaml", TINY_CONFIG)
+    result = invoke("run", config, "--out", base / "run", "--quiet")
+    assert result.exit_code == 0, result.output
+    return base / "run"
+
+
+def test_run_writes_a_complete_directory(tiny_run: Path) -> None:
+    for name in TINY_RUN_FILES:
+        assert (tiny_run / name).is_file(), name
+    table = pd.read_csv(tiny_run / "prioritization.csv")
+    assert tuple(table.columns) == PRIORITY_COLUMNS
+    assert len(table) == 600 * 2  # every recipient x every non-control campaign
+    evaluation = pd.read_csv(tiny_run / "evaluation.csv")
+    assert set(evaluation["policy"]) == {"random", "ab_winner", "thompson", "ppo"}
+    assert (evaluation["ci_low"] <= evaluation["mean_return"]).all()
+    parquet = pd.read_parquet(tiny_run / "prioritization.parquet")
+    assert len(parquet) == len(table)
+
+
+def test_same_config_and_seed_give_identical_table(tiny_run: Path, tmp_path: Path) -> None:
+    config = write_yaml(tmp_path / "tiny.yaml", TINY_CONFIG)
+    result = invoke("run", config, "--out", tmp_path / "again", "--quiet")
+    assert result.exit_code == 0, result.output
+    first = (tiny_run / "prioritization.csv").read_bytes()
+    assert (tmp_path / "again" / "prioritization.csv").read_bytes() == first
+
+
+def test_rank_applies_a_run_to_new_recipients(tiny_run: Path, tmp_path: Path) -> None:
+    recipients = pd.DataFrame({
+        "recipient_id": ["n1", "n2", "n3"],
+        "age": [30, 50, 41],
+        "region": ["urban", "rural", "urban"],
+        "consent": [True, True, False],
+    })
+    recipients.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "ranked.parquet"
+    result = invoke("rank", "--run", tiny_run, "--recipients", tmp_path / "new.csv", "--out", out)
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert tuple(table.columns) == PRIORITY_COLUMNS
+    persona_of = dict(zip(table["recipient_id"], table["persona_id"], strict=False))
+    assert persona_of["n1"] == "deal_seekers"
+    assert set(table.loc[table["recipient_id"] == "n3", "action"]) == {"suppress"}
+
+
+def test_validate_checks_without_running(tiny_config_path: Path) -> None:
+    result = invoke("validate", tiny_config_path)
+    assert result.exit_code == 0 and "2 personas" in result.output
+
+
+def _one_line_error(result, *needles: str) -> None:  # noqa: ANN001
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert len(text.splitlines()) == 1, text
+    assert "Traceback" not in text
+    for needle in needles:
+        assert needle in text, text
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needles"),
+    [
+        (lambda c: c.update(colour="red"), ["unknown key 'colour'"]),
+        (lambda c: c["population"].update(size="many"), ["population.size"]),
+        (lambda c: c.update(data={"recipients": "absent.csv"}), ["data.recipients", "absent.csv"]),
+        (lambda c: c["personas"][0]["traits"].update(
+            affinity={"flash": {"dist": "normal", "sd": 1}}), ["'flash' is not defined"]),
+        (lambda c: c["policy"].update(algorithm="ppo2"), ["policy.algorithm", "did you mean"]),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, mutate, needles) -> None:  # noqa: ANN001
+    payload = copy.deepcopy(TINY_CONFIG)
+    mutate(payload)
+    config = write_yaml(tmp_path / "bad.yaml", payload)
+    _one_line_error(invoke("run", config, "--out", tmp_path / "run", "--quiet"), "bad.yaml",
+                    *needles)
+    assert not (tmp_path / "run").exists()
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+def _data_mode(tmp_path: Path, recipients: str, campaigns: str, ab: str) -> Path:
+    (tmp_path / "recipients.csv").write_text(recipients)
+    (tmp_path / "campaigns.csv").write_text(campaigns)
+    (tmp_path / "ab.csv").write_text(ab)
+    return write_yaml(tmp_path / "exp.yaml", {
+        "name": "data", "seed": 1,
+        "data": {"recipients": "recipients.csv", "campaigns": "campaigns.csv",
+                 "ab_results": "ab.csv"},
+    })
+
+
+RECIPIENTS = "recipient_id,age,region\nr1,30,urban\nr2,45,rural\nr3,52,rural\n"
+CAMPAIGNS = "campaign_id,value,cost,control\nmail,10,0.1,false\nnone,0,0,true\n"
+AB = "recipient_id,campaign_id,outcome\nr1,mail,1\nr2,none,0\nr3,mail,0\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "needles"),
+    [
+        ((RECIPIENTS, "campaign_id,value\nmail,10\n", AB), ["campaigns.csv", "'cost'"]),
+        ((RECIPIENTS, CAMPAIGNS, AB.replace("r3,mail,0", "r3,mail,2")),
+         ["ab.csv", "row 3", "'2'"]),
+        ((RECIPIENTS, CAMPAIGNS, AB.replace("r3,mail", "r3,mial")), ["ab.csv", "row 3", "mial"]),
+        ((RECIPIENTS.replace("r3,52", "r2,52"), CAMPAIGNS, AB), ["recipients.csv", "row 3", "r2"]),
+        (("", CAMPAIGNS, AB), ["recipients.csv", "empty"]),
+        (("recipient_id,age\n", CAMPAIGNS, AB), ["recipients.csv", "empty"]),
+    ],
+)
+def test_bad_data_file_exits_2_with_one_line(tmp_path: Path, files, needles) -> None:  # noqa: ANN001
+    config = _data_mode(tmp_path, *files)
+    _one_line_error(invoke("validate", config), *needles)
+    _one_line_error(invoke("run", config, "--out", tmp_path / "run", "--quiet"), *needles)
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_directory_is_not_overwritten(tiny_run: Path, tiny_config_path: Path) -> None:
+    result = invoke("run", tiny_config_path, "--out", tiny_run, "--quiet")
+    _one_line_error(result, "already exists")
+
+
+def test_one_line_errors_have_no_ansi_wrapping(tmp_path: Path) -> None:
+    payload = copy.deepcopy(TINY_CONFIG)
+    payload["campaigns"][0]["cost"] = "a very long invalid value " * 8
+    config = write_yaml(tmp_path / "bad.yaml", payload)
+    result = invoke("validate", config)
+    _one_line_error(result, "campaigns.0.cost")
+    assert not re.search(r"\x1b\[", result.output)
