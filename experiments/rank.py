@@ -15,7 +15,7 @@ from personasim.config import ExperimentConfig
 from personasim.data import load_recipients
 from personasim.errors import DataError
 from personasim.export import EXPORTERS
-from personasim.inference import load_posterior
+from personasim.posterior_io import load_posterior
 from personasim.prioritization import prioritize
 from personasim.synthesis import PersonaProfiles
 

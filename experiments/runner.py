@@ -22,6 +22,7 @@ import yaml
 from personasim.abtest import ab_results_from_file, simulate_ab_test
 from personasim.agents.model import ENGINES, CampaignModel
 from personasim.audience import audience_from_recipients, simulated_audience
+from personasim.calibration import calibrate_personas
 from personasim.campaign import CampaignArrays
 from personasim.config import ExperimentConfig
 from personasim.envs import CampaignEnv
@@ -37,7 +38,7 @@ from personasim.experiments.run_dir import (
     write_json,
 )
 from personasim.export import export_table
-from personasim.inference import fit_posterior, posterior_table, save_posterior, updated_traits
+from personasim.inference import fit_posterior
 from personasim.persona import Persona, cohort_sizes
 from personasim.plots import (
     plot_learning_curve,
@@ -47,6 +48,7 @@ from personasim.plots import (
 )
 from personasim.policies import POLICIES, Policy, PolicyContext
 from personasim.population import expected_rates
+from personasim.posterior_io import posterior_table, save_posterior
 from personasim.prioritization import prioritize
 from personasim.training import save_policy, train_policy
 from personasim.types import PERSONA_ID, ABResults, Audience, Posterior
@@ -88,10 +90,7 @@ def run_experiment(
             ab = run_ab_test(config, inputs)
         with timer.stage("inference"), reporter.stage("Bayesian update (PyMC)"):
             posterior = infer(config, inputs, ab)  # failed diagnostics are logged as warnings
-            personas = updated_traits(
-                inputs.personas, posterior, {c.id: c.channel for c in inputs.campaigns},
-                next((c.id for c in inputs.campaigns if c.control), None),
-            )
+            personas = calibrate_personas(inputs.personas, posterior, inputs.campaigns)
 
         def env_factory() -> CampaignEnv:
             return CampaignEnv.from_config(config, personas, inputs.campaigns, inputs.events)

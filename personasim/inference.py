@@ -16,26 +16,19 @@ read by :func:`save_posterior` / :func:`load_posterior`, and is tabulated for re
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
-import json
 import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from personasim.config import InferenceConfig
-from personasim.distributions import Beta, Normal
-from personasim.errors import DataError
-from personasim.persona import Persona
 from personasim.registry import Registry
-from personasim.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, Diagnostics, Posterior
+from personasim.types import ABCounts, Diagnostics, Posterior
 
 logger = logging.getLogger(__name__)
 
@@ -412,194 +405,3 @@ def beta_binomial_estimator(
 def clear_model_cache() -> None:
     """Forget the nutpie models compiled in this process."""
     _COMPILED_CACHE.clear()
-
-
-def updated_traits(
-    personas: list[Persona],
-    posterior: Posterior,
-    campaign_channels: dict[str, str],
-    control_id: str | None,
-) -> list[Persona]:
-    """Return copies of ``personas`` whose traits carry the posterior.
-
-    For each persona ``j`` and channel, ``m = mean of p[:, j, k]`` over the channel's
-    non-control campaigns (per draw) gives ``propensity[channel] = Beta.from_moments(mean(m),
-    var(m))``; each such campaign gets ``affinity[k] = Normal(mean(d), sd(d))`` with
-    ``d = logit p[:, j, k] - logit m``; the control column gives ``organic``. A simulation
-    rebuilt from the result therefore reproduces the posterior mean rates. Personas or
-    campaigns absent from the posterior (or from ``campaign_channels``) keep their traits.
-
-    Parameters
-    ----------
-    personas
-        The personas to update (not modified).
-    posterior
-        Posterior response probabilities.
-    campaign_channels
-        Channel of each campaign id.
-    control_id
-        The control campaign's id, if any.
-
-    Returns
-    -------
-    list[Persona]
-        Updated deep copies, in the order given.
-    """
-    draws = posterior.draws.astype(np.float64)
-    channels: dict[str, list[int]] = {}
-    for k, cid in enumerate(posterior.campaign_ids):
-        if cid == control_id:
-            continue
-        if cid not in campaign_channels:
-            logger.warning("campaign %r has no channel; its posterior is not fed back", cid)
-            continue
-        channels.setdefault(campaign_channels[cid], []).append(k)
-    control_col = (
-        posterior.campaign_ids.index(control_id)
-        if control_id is not None and control_id in posterior.campaign_ids
-        else None
-    )
-    rows = {pid: j for j, pid in enumerate(posterior.persona_ids)}
-    updated: list[Persona] = []
-    for persona in personas:
-        j = rows.get(persona.id)
-        if j is None:
-            logger.warning("persona %r is not in the posterior; traits unchanged", persona.id)
-            updated.append(persona.model_copy(deep=True))
-            continue
-        cell = draws[:, j, :]
-        propensity = dict(persona.traits.propensity)
-        affinity = dict(persona.traits.affinity)
-        for channel, cols in channels.items():
-            channel_mean = cell[:, cols].mean(axis=1)
-            propensity[channel] = Beta.from_moments(channel_mean.mean(), channel_mean.var())
-            delta = _logit(cell[:, cols]) - _logit(channel_mean)[:, None]
-            for i, k in enumerate(cols):
-                affinity[posterior.campaign_ids[k]] = Normal(
-                    mu=float(delta[:, i].mean()), sd=float(delta[:, i].std())
-                )
-        update: dict[str, Any] = {"propensity": propensity, "affinity": affinity}
-        if control_col is not None:
-            organic = cell[:, control_col]
-            update["organic"] = Beta.from_moments(organic.mean(), organic.var())
-        traits = persona.traits.model_copy(update=update, deep=True)
-        updated.append(persona.model_copy(update={"traits": traits}, deep=True))
-    return updated
-
-
-def posterior_table(
-    posterior: Posterior, counts: ABCounts | None = None, level: float = 0.9
-) -> pd.DataFrame:
-    """Tabulate the posterior, one row per persona x campaign (persona-major).
-
-    Parameters
-    ----------
-    posterior
-        Posterior response probabilities.
-    counts
-        The A/B counts behind it, matched by id; without them (or for cells they lack)
-        ``exposures`` and ``responses`` are 0 and ``observed_rate`` is NaN.
-    level
-        Credible level of the equal-tailed ``p_low``-``p_high`` interval.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``persona_id, campaign_id, mean, p_low, p_high, exposures, responses,
-        observed_rate``.
-    """
-    n_p, n_c = len(posterior.persona_ids), len(posterior.campaign_ids)
-    low, high = posterior.interval(level)
-    exposures = np.zeros((n_p, n_c), dtype=np.int64)
-    responses = np.zeros((n_p, n_c), dtype=np.int64)
-    if counts is not None:
-        p_index = {pid: j for j, pid in enumerate(counts.persona_ids)}
-        c_index = {cid: k for k, cid in enumerate(counts.campaign_ids)}
-        for j, pid in enumerate(posterior.persona_ids):
-            for k, cid in enumerate(posterior.campaign_ids):
-                if pid in p_index and cid in c_index:
-                    exposures[j, k] = counts.exposures[p_index[pid], c_index[cid]]
-                    responses[j, k] = counts.responses[p_index[pid], c_index[cid]]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        observed = responses / np.where(exposures > 0, exposures, np.nan)
-    return pd.DataFrame(
-        {
-            PERSONA_ID: np.repeat(np.asarray(posterior.persona_ids, dtype=object), n_c),
-            CAMPAIGN_ID: np.tile(np.asarray(posterior.campaign_ids, dtype=object), n_p),
-            "mean": posterior.mean().astype(np.float64).ravel(),
-            "p_low": low.astype(np.float64).ravel(),
-            "p_high": high.astype(np.float64).ravel(),
-            "exposures": exposures.ravel(),
-            "responses": responses.ravel(),
-            "observed_rate": observed.ravel(),
-        }
-    )
-
-
-POSTERIOR_FILE = "posterior.npz"
-SUMMARY_FILE = "posterior_summary.csv"
-DIAGNOSTICS_FILE = "posterior_diagnostics.json"
-
-
-def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) -> None:
-    """Write ``posterior.npz``, ``posterior_summary.csv`` and ``posterior_diagnostics.json``.
-
-    The summary has ``persona_id, campaign_id, mean, p_low, p_high, sd`` with an
-    equal-tailed interval at ``level``. Non-finite diagnostics are written as ``null``.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        directory / POSTERIOR_FILE,
-        draws=posterior.draws.astype(np.float32),
-        persona_ids=np.asarray(posterior.persona_ids, dtype=str),
-        campaign_ids=np.asarray(posterior.campaign_ids, dtype=str),
-    )
-    summary = posterior_table(posterior, None, level)[
-        [PERSONA_ID, CAMPAIGN_ID, "mean", "p_low", "p_high"]
-    ]
-    summary["sd"] = posterior.draws.astype(np.float64).std(axis=0).ravel()
-    summary.to_csv(directory / SUMMARY_FILE, index=False)
-    record = {
-        key: (None if isinstance(value, float) and not math.isfinite(value) else value)
-        for key, value in dataclasses.asdict(posterior.diagnostics).items()
-    }
-    (directory / DIAGNOSTICS_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-
-
-def load_posterior(directory: Path) -> Posterior:
-    """Read a posterior written by :func:`save_posterior`.
-
-    Raises
-    ------
-    DataError
-        If a file is missing or does not hold a posterior.
-    """
-    directory = Path(directory)
-    npz_path, diag_path = directory / POSTERIOR_FILE, directory / DIAGNOSTICS_FILE
-    for path in (npz_path, diag_path):
-        if not path.is_file():
-            raise DataError(str(path), None, "posterior file not found")
-    try:
-        with np.load(npz_path, allow_pickle=False) as data:
-            draws = data["draws"].astype(np.float32)
-            persona_ids = tuple(str(x) for x in data["persona_ids"])
-            campaign_ids = tuple(str(x) for x in data["campaign_ids"])
-        record = json.loads(diag_path.read_text(encoding="utf-8"))
-        diagnostics = Diagnostics(
-            sampler=str(record["sampler"]),
-            rhat_max=_float_or_nan(record["rhat_max"]),
-            ess_bulk_min=_float_or_nan(record["ess_bulk_min"]),
-            divergences=int(record["divergences"]),
-            seconds=_float_or_nan(record["seconds"]),
-            warnings=[str(w) for w in record.get("warnings", [])],
-        )
-    except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise DataError(str(directory), None, f"not a saved posterior ({exc})") from None
-    if draws.ndim != 3 or draws.shape[1:] != (len(persona_ids), len(campaign_ids)):
-        raise DataError(str(npz_path), "draws", "shape does not match the persona/campaign ids")
-    return Posterior(persona_ids, campaign_ids, draws, diagnostics)
-
-
-def _float_or_nan(value: Any) -> float:
-    return math.nan if value is None else float(value)

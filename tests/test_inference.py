@@ -11,18 +11,13 @@ import pytest
 
 from personasim import inference
 from personasim.config import InferenceConfig
-from personasim.distributions import Beta, Normal
 from personasim.errors import DataError
 from personasim.inference import (
     ESTIMATORS,
     beta_binomial_posterior,
     fit_posterior,
-    load_posterior,
-    posterior_table,
-    save_posterior,
-    updated_traits,
 )
-from personasim.persona import Persona, PersonaTraits
+from personasim.posterior_io import load_posterior, posterior_table, save_posterior
 from personasim.types import ABCounts, Diagnostics, Posterior
 
 PERSONAS = ("young", "family", "retired")
@@ -191,47 +186,6 @@ def test_estimator_registry() -> None:
     assert posterior.draws.shape == (300, 3, 3)
     informed = ESTIMATORS.get("beta_binomial")(counts, config, 1, np.full((3, 3), 0.5))
     assert informed.mean() == pytest.approx(posterior.mean(), abs=0.01)
-
-
-def _traits_posterior() -> Posterior:
-    campaigns = ("email_a", "email_b", "sms_a", "holdout")
-    rates = np.array([[0.05, 0.08, 0.12, 0.01], [0.03, 0.06, 0.10, 0.02]])
-    exposures = np.full(rates.shape, 3000, dtype=np.int64)
-    responses = np.random.default_rng(9).binomial(exposures, rates)
-    counts = ABCounts(("young", "family"), campaigns, exposures, responses)
-    return beta_binomial_posterior(counts, n_draws=4000, seed=1)
-
-
-def test_updated_traits_reproduce_posterior_means() -> None:
-    posterior = _traits_posterior()
-    channels = {"email_a": "email", "email_b": "email", "sms_a": "sms", "holdout": "email"}
-    personas = [
-        Persona(id="young", traits=PersonaTraits(affinity={"other": Normal(mu=0.3, sd=0.1)})),
-        Persona(id="family"),
-        Persona(id="unknown"),
-    ]
-    updated = updated_traits(personas, posterior, channels, control_id="holdout")
-    mean = posterior.mean().astype(np.float64)
-    groups = {"email": [0, 1], "sms": [2]}
-    for j, persona in enumerate(updated[:2]):
-        traits = persona.traits
-        assert set(traits.propensity) == {"default", "email", "sms"}
-        assert "holdout" not in traits.affinity
-        for channel, cols in groups.items():
-            propensity = traits.propensity[channel]
-            assert isinstance(propensity, Beta)
-            assert propensity.mean() == pytest.approx(mean[j, cols].mean(), abs=1e-3)
-            for k in cols:
-                affinity = traits.affinity[posterior.campaign_ids[k]]
-                assert isinstance(affinity, Normal)
-                assert (affinity.sd > 0) == (len(cols) > 1)  # a lone campaign is its channel
-                rebuilt = _sigmoid(_logit(propensity.mean()) + affinity.mu)
-                assert rebuilt == pytest.approx(mean[j, k], abs=0.01)
-        assert traits.organic.mean() == pytest.approx(mean[j, 3], abs=1e-3)
-    assert updated[0].traits.affinity["other"] == Normal(mu=0.3, sd=0.1)
-    assert updated[2] == personas[2] and updated[2] is not personas[2]
-    assert set(personas[0].traits.propensity) == {"default"}  # originals untouched
-    assert set(personas[0].traits.affinity) == {"other"}
 
 
 def test_posterior_table_aligns_counts() -> None:
