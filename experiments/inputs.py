@@ -17,9 +17,10 @@ from personasim.errors import ConfigError, DataError
 from personasim.network import GRAPH_GENERATORS
 from personasim.persona import Persona
 from personasim.policies import POLICIES
+from personasim.profiles import PersonaProfiles
 from personasim.registry import Registry
 from personasim.response import RESPONSE_MODELS
-from personasim.synthesis import SYNTHESIZERS, PersonaProfiles, synthesize_personas
+from personasim.synthesis import SYNTHESIZERS, synthesize_personas
 from personasim.training import ALGORITHMS
 from personasim.types import PERSONA_ID, RECIPIENT_ID
 

@@ -17,7 +17,7 @@ from personasim.errors import DataError
 from personasim.export import EXPORTERS
 from personasim.posterior_io import load_posterior
 from personasim.prioritization import prioritize
-from personasim.synthesis import PersonaProfiles
+from personasim.profiles import PersonaProfiles
 
 RUN_FILES = ("config.yaml", "campaigns.yaml", "profiles.json", "posterior.npz")
 

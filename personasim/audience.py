@@ -8,7 +8,7 @@ import pandas as pd
 from personasim.agents.model import CampaignModel
 from personasim.errors import DataError
 from personasim.persona import Persona
-from personasim.synthesis import PersonaProfiles
+from personasim.profiles import PersonaProfiles
 from personasim.types import CONSENT, PERSONA_ID, RECIPIENT_ID, Audience
 
 

@@ -122,7 +122,7 @@ class InferenceConfig(_Strict):
     sampler: Literal["auto", "nutpie", "pymc"] = Field("auto", description="auto: nutpie if there.")
     draws: int = Field(1000, ge=50, description="Posterior draws per chain.")
     tune: int = Field(1000, ge=50, description="Warm-up draws per chain.")
-    chains: int = Field(2, ge=1)
+    chains: int = Field(4, ge=1, description="Chains; nutpie runs them in parallel threads.")
     target_accept: float = Field(
         0.99, gt=0, lt=1, description="NUTS step-size target; high avoids divergences."
     )

@@ -13,7 +13,8 @@ from personasim.campaign import Campaign
 from personasim.config import SynthesisConfig
 from personasim.distributions import Beta, Gamma
 from personasim.errors import DataError
-from personasim.synthesis import SYNTHESIZERS, PersonaProfiles, synthesize_personas
+from personasim.profiles import PersonaProfiles
+from personasim.synthesis import SYNTHESIZERS, synthesize_personas
 
 CENTERS = np.array([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0]])
 REGIONS = ["urban", "rural", "suburb"]
