@@ -104,6 +104,10 @@ def run_experiment(
                 out / "tensorboard", progress=lambda done, total: advance(done),
             )
             save_policy(trained.model, out / "policy.zip")
+            # training sees rewards per recipient; report the curve in dollars like evaluation
+            curve = trained.curve.assign(
+                mean_return=trained.curve["mean_return"] / env_factory().reward_scale
+            )
         with timer.stage("evaluation"), reporter.stage(
             "Evaluating policies", total=len(config.policy.baselines) + 1
         ) as advance:
@@ -116,7 +120,7 @@ def run_experiment(
             summary_table = posterior_table(posterior, ab.counts,
                                             config.prioritization.credible_interval)
             write_outputs(out, config, inputs, personas, posterior, summary_table, ab, table,
-                          evaluation, episodes, metrics, trained.curve)
+                          evaluation, episodes, metrics, curve)
         manifest = {
             "name": config.name,
             "seed": config.seed,

@@ -191,8 +191,8 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path) -> Path:
         if low is not None and high is not None:
             ax.fill_between(x, low, high, color="tab:blue", alpha=0.2, lw=0, label=band)
         ax.set_xlabel("Training timesteps")
-        ax.set_ylabel("Mean episode return")
-        ax.set_title("Learning curve")
+        ax.set_ylabel("Episode return")
+        ax.set_title("Learning curve (training episodes)")
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     return Path(path)
