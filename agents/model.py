@@ -103,18 +103,11 @@ class CampaignModel(mesa.Model):
 
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_recipients = int(offsets[-1])
-        self.fatigue = np.zeros(self.n_recipients, dtype=np.float32)
-        self.responded = np.zeros(self.n_recipients, dtype=bool)
-        self.exposed = np.zeros(self.n_recipients, dtype=bool)
-        self.cohorts: list[PersonaAgent] = []
-        for j, persona in enumerate(self.personas):
-            cohort = slice(int(offsets[j]), int(offsets[j + 1]))
-            traits = sample_cohort(persona, int(sizes[j]), self.campaigns, self.rng)
-            self.cohorts.append(PersonaAgent(self, persona, j, cohort, traits))
-
         use_influence = adjacency is not None and self.influence_weight > 0
         self.influence_operator = InfluenceOperator(adjacency) if use_influence else None
         self.influence: np.ndarray | None = None
+        self.cohorts: list[PersonaAgent] = []
+        self._populate([int(s) for s in sizes], offsets)
         shape = (len(self.personas), self.campaigns.n)
         self.assigned = np.zeros(shape, dtype=np.int64)
         self.responses = np.zeros(shape, dtype=np.int64)
@@ -134,6 +127,36 @@ class CampaignModel(mesa.Model):
                 "budget_remaining": "budget_remaining",
             }
         )
+
+    def _populate(self, sizes: list[int], offsets: np.ndarray) -> None:
+        """Draw each persona's cohort and create the agents (one per persona here).
+
+        Engines that hold recipients differently override this hook.
+        """
+        self.fatigue = np.zeros(self.n_recipients, dtype=np.float32)
+        self.responded = np.zeros(self.n_recipients, dtype=bool)
+        self.exposed = np.zeros(self.n_recipients, dtype=bool)
+        self._draws = np.empty(max(sizes, default=0), dtype=np.float32)
+        for j, persona in enumerate(self.personas):
+            cohort = slice(int(offsets[j]), int(offsets[j + 1]))
+            traits = sample_cohort(persona, sizes[j], self.campaigns, self.rng)
+            self.cohorts.append(PersonaAgent(self, persona, j, cohort, traits))
+
+    def uniform(self, n: int) -> np.ndarray:
+        """``n`` float32 uniform draws from the model's generator, in a reused buffer."""
+        return self.rng.random(dtype=np.float32, out=self._draws[:n])
+
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes of simulation state: traits, per-recipient state, graph and buffers.
+
+        The graph is counted although the environment shares it between episodes.
+        """
+        arrays = [self.fatigue, self.responded, self.exposed, self._draws]
+        total = sum(a.nbytes for a in arrays) + sum(c.traits.nbytes for c in self.cohorts)
+        if self.influence_operator is not None:  # the operator and the weekly share
+            total += self.influence_operator.nbytes + 4 * self.n_recipients
+        return int(total)
 
     @property
     def week(self) -> int:
@@ -187,11 +210,19 @@ class CampaignModel(mesa.Model):
         """One week: influence, responses, fatigue, bookkeeping, data collection."""
         if self.influence_operator is not None:
             self.influence = self.influence_operator.neighbour_share(self.responded)
+        self._start_week()
+        self.agents.do("respond")
+        self.agents.do("transition")
+        self._finish_week()
+
+    def _start_week(self) -> None:
+        """Zero the week's tallies."""
         self.assigned[:] = 0
         self.responses[:] = 0
         self.organic[:] = 0
-        self.agents.do("respond")
-        self.agents.do("transition")
+
+    def _finish_week(self) -> None:
+        """Charge the week's sends, record its outcome and collect data."""
         cost = float((self.assigned * self.campaigns.cost).sum())
         sendable = self.campaigns.sendable
         value = float((self.responses[:, sendable] * self.campaigns.value[sendable]).sum())
@@ -215,10 +246,10 @@ class CampaignModel(mesa.Model):
             is_sent = k >= 0 and k != control
             exposed[:] = is_sent
             if k < 0:
-                self.organic[index] += int(responded.sum())
+                self.organic[index] += int(np.count_nonzero(responded))
             else:
                 self.assigned[index, k] += responded.size
-                self.responses[index, k] += int(responded.sum())
+                self.responses[index, k] += int(np.count_nonzero(responded))
             return
         assignment = np.asarray(assignment)
         assigned = assignment >= 0

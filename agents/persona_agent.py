@@ -82,15 +82,18 @@ class PersonaAgent(mesa.Agent):
         """Draw this week's responses to the model's pending assignment for this cohort."""
         assignment = self.model.pending_assignment[self.index]
         p = self.response_probability(assignment, self.model.week, self.model.influence)
-        self.responded[:] = self.model.rng.random(self.size, dtype=np.float32) < p
+        np.less(self.model.uniform(self.size), p, out=self.responded)
         self.model.record(self.index, assignment, self.responded, self.exposed)
 
     def transition(self) -> None:
         """Update fatigue: decay, then add this week's exposures."""
         _, _, multiplier = self.model.calendar.effects(self.model.week, self.persona.id)
+        assignment = self.model.pending_assignment[self.index]
+        # a whole-cohort send exposes everyone or no one: one flag instead of a mask
+        exposed = bool(self.exposed[0]) if np.isscalar(assignment) and self.size else self.exposed
         update_fatigue(
             self.fatigue,
-            self.exposed,
+            exposed,
             self.traits.fatigue_rate,
             self.model.fatigue_recovery,
             multiplier,

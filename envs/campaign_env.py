@@ -7,6 +7,7 @@ draws the responses and the reward is the value of responses minus the cost of s
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -119,6 +120,8 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         self.adjacency = self._build_graph()
         self.engine = ENGINES.get(simulation.engine)
         self.model: CampaignModel | None = None
+        self._episode_start: dict[str, Any] | None = None
+        self._episode_actions: list[np.ndarray] = []
 
         self.action_space = spaces.MultiDiscrete([self.n_actions] * self.n_personas)
         per_persona_high = np.array([1.0, FATIGUE_OBS_MAX, 1.0, 1.0], dtype=np.float32)
@@ -199,6 +202,8 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
             Unused.
         """
         super().reset(seed=seed)
+        self._episode_start = copy.deepcopy(self.np_random.bit_generator.state)
+        self._episode_actions = []
         model_rng = np.random.default_rng(int(self.np_random.integers(2**63 - 1)))
         self.model = self.engine(
             self.personas,
@@ -230,12 +235,17 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         reward : float
             ``(value of responses - cost of sends) * reward_scale``.
         terminated : bool
-            True when the episode reached a terminal state of the MDP: a budget is set and
-            what is left cannot pay for the cheapest sendable campaign to a single recipient,
-            so no further action can change anything. Value bootstrapping must stop here.
+            True when the episode reached a terminal state of the MDP, after which no action
+            can earn anything, so value bootstrapping must stop: the season is over
+            (``week >= horizon``; the horizon is part of the task, and the observation's
+            ``time_left`` reaches 0), or a budget is set and what is left cannot pay for the
+            cheapest sendable campaign to a single recipient.
         truncated : bool
-            True when the episode was cut off by the time limit: ``week >= horizon`` and not
-            terminated. The state is not terminal, so learners may bootstrap from it.
+            Always False: the environment imposes no time limit outside the task. Treating
+            the horizon as truncation would let learners bootstrap past the season's end and
+            value, for example, budget left unspent in the last week as if it could still be
+            spent (this made PPO hoard the budget in ``configs/budget.yaml``). A
+            ``gymnasium.wrappers.TimeLimit`` shorter than the horizon still truncates.
         info : dict
             ``reward_dollars`` (unscaled reward), ``cost``, ``value``, ``week``, and
             ``(n_personas,)`` arrays ``sends`` (recipients sent), ``responses`` (responders
@@ -244,13 +254,14 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.model is None:
             raise RuntimeError("call reset() before step()")
         indices = self.campaign_indices(action)
+        self._episode_actions.append(np.asarray(action, dtype=np.int64).reshape(-1).copy())
         outcome = self.model.send(indices.tolist())
         sendable = self.campaigns.sendable
         sends = outcome.assigned[:, sendable].sum(axis=1).astype(np.int64)
         responses = outcome.responses[:, sendable].sum(axis=1).astype(np.int64)
         reward_dollars = float(outcome.reward)
-        terminated = self._budget_exhausted()
-        truncated = (not terminated) and self.model.week >= self.horizon
+        terminated = self._budget_exhausted() or self.model.week >= self.horizon
+        truncated = False
         info: dict[str, Any] = {
             "reward_dollars": reward_dollars,
             "cost": float(outcome.cost),
@@ -267,6 +278,39 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
             bool(truncated),
             info,
         )
+
+    def get_state(self) -> dict[str, Any]:
+        """The episode in progress, as plain data: enough to rebuild it exactly.
+
+        An episode is a deterministic function of the generator state at its ``reset`` and of
+        the actions taken since, so the state is those two (no simulation internals).
+
+        Returns
+        -------
+        dict
+            ``episode_start`` (bit-generator state before the reset's draw, or ``None`` before
+            the first reset) and ``actions`` (``(weeks, n_personas)`` int64).
+        """
+        actions = (np.stack(self._episode_actions) if self._episode_actions
+                   else np.zeros((0, self.n_personas), dtype=np.int64))
+        return {"episode_start": copy.deepcopy(self._episode_start), "actions": actions}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Rebuild the episode recorded by :meth:`get_state` by replaying it.
+
+        The environment then continues exactly as the recorded one would have: same
+        simulation state, same random draws, same ``np_random`` position.
+        """
+        start = state.get("episode_start")
+        self.model = None
+        self._episode_actions = []
+        if start is None:
+            self._episode_start = None
+            return
+        self.np_random.bit_generator.state = copy.deepcopy(start)
+        self.reset()
+        for action in np.asarray(state["actions"], dtype=np.int64):
+            self.step(action)
 
     def _budget_exhausted(self) -> bool:
         assert self.model is not None

@@ -14,6 +14,7 @@ from personasim.campaign import Campaign
 from personasim.config import EventConfig, ExperimentConfig
 from personasim.data import load_ab_results, load_campaigns, load_events, load_recipients
 from personasim.errors import ConfigError, DataError
+from personasim.experiments.preflight import preflight
 from personasim.network import GRAPH_GENERATORS
 from personasim.persona import Persona
 from personasim.policies import POLICIES
@@ -45,6 +46,9 @@ class Inputs:
         Validated per-recipient A/B rows from a file, or ``None``.
     profiles
         Persona profiles for soft membership of any recipients file.
+    holdout
+        Held-out customers' A/B rows (with ``persona_id``) for offline evaluation, or
+        ``None`` (set when a ``dataset`` holds customers out).
     """
 
     personas: list[Persona]
@@ -53,6 +57,7 @@ class Inputs:
     recipients: pd.DataFrame | None
     ab_table: pd.DataFrame | None
     profiles: PersonaProfiles
+    holdout: pd.DataFrame | None = None
 
 
 def check_registered_names(config: ExperimentConfig, source: str) -> None:
@@ -93,6 +98,7 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
         One line naming the file and the field or row at fault.
     """
     check_registered_names(config, source)
+    preflight(config, source)  # memory and graph-file ids, before anything is allocated
     data = config.data
     campaigns = load_campaigns(data.campaigns) if data.campaigns else list(config.campaigns)
     if data.campaigns and config.campaigns:
@@ -102,6 +108,10 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     if config.dynamics.events_file is not None:
         events += load_events(config.dynamics.events_file)
     _check_event_personas(events, config, source)
+    if config.dataset is not None:
+        from personasim.experiments.dataset_inputs import load_dataset_inputs
+
+        return load_dataset_inputs(config, source, seed, events)
 
     recipients = load_recipients(data.recipients) if data.recipients else None
     ab_table = None

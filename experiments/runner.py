@@ -22,15 +22,26 @@ import yaml
 from personasim.abtest import ab_results_from_file, simulate_ab_test
 from personasim.agents.model import ENGINES, CampaignModel
 from personasim.audience import audience_from_recipients, simulated_audience
+from personasim.bayes_plots import write_bayes_plots
+from personasim.bayes_stage import InferenceOutcome, infer_stage
 from personasim.calibration import calibrate_personas
-from personasim.campaign import CampaignArrays
 from personasim.config import ExperimentConfig
+from personasim.data import counts_to_ab, load_ab_counts
 from personasim.envs import CampaignEnv
-from personasim.evaluation import evaluate_policies, run_episode
+from personasim.evaluation import run_episode
+from personasim.experiments.heldout import (
+    evaluate_heldout,
+    write_heldout,
+    write_persona_report,
+)
 from personasim.experiments.inputs import Inputs, load_inputs
+from personasim.experiments.policy_stage import (
+    deployed_policy,
+    evaluate_stage,
+    write_policy_outputs,
+)
 from personasim.experiments.reporting import Reporter, SilentReporter
 from personasim.experiments.run_dir import (
-    RunDirectory,
     StageTimer,
     command_line,
     git_commit,
@@ -38,7 +49,7 @@ from personasim.experiments.run_dir import (
     write_json,
 )
 from personasim.export import export_table
-from personasim.inference import fit_posterior
+from personasim.interrupts import StopFlag
 from personasim.persona import Persona, cohort_sizes
 from personasim.plots import (
     plot_learning_curve,
@@ -46,12 +57,18 @@ from personasim.plots import (
     plot_response_heatmap,
     plot_step_metrics,
 )
-from personasim.policies import POLICIES, Policy, PolicyContext
-from personasim.population import expected_rates
+from personasim.policies import Policy
 from personasim.posterior_io import posterior_table, save_posterior
 from personasim.prioritization import prioritize
-from personasim.training import save_policy, train_policy
-from personasim.types import PERSONA_ID, ABResults, Audience, Posterior
+from personasim.protocol import (
+    ProtocolEvaluation,
+    TrainedPolicies,
+    check_algorithms,
+    train_all,
+)
+from personasim.resume import ResumableRunDirectory, RunSession, read_saved_run
+from personasim.training import algorithm_names, torch_threads
+from personasim.types import PERSONA_ID, ABCounts, ABResults, Audience, Posterior
 
 logger = logging.getLogger(__name__)
 
@@ -78,41 +95,52 @@ def run_experiment(
     config_source: str = "config",
     reporter: Reporter | None = None,
     overwrite: bool = False,
+    resume: Path | None = None,
 ) -> RunSummary:
-    """Run every stage and write ``run_dir`` (atomically: it appears only when complete)."""
+    """Run every stage and write ``run_dir`` (atomically: it appears only when complete).
+
+    SIGINT/SIGTERM stop the run at a safe point and keep it as ``run_dir.interrupted``
+    (:class:`~personasim.interrupts.RunInterrupted` is raised); ``resume`` continues such a
+    folder, reusing its finished stages and training checkpoints (see :mod:`personasim.resume`).
+    """
     reporter = reporter or SilentReporter()
     timer = StageTimer()
     started = time.perf_counter()
-    with RunDirectory(run_dir, overwrite=overwrite) as out:
+    check_algorithms(config.policy, config_source)
+    with ResumableRunDirectory(run_dir, overwrite=overwrite, resume=resume) as out, \
+            RunSession(out, config, config_source, run_dir, overwrite, timer) as session:
         with timer.stage("inputs"), reporter.stage("Loading personas, campaigns and data"):
-            inputs = load_inputs(config, config_source, stage_seed(config.seed, "synthesis"))
+            inputs = session.stage("inputs", lambda: load_inputs(
+                config, config_source, stage_seed(config.seed, "synthesis")))
         with timer.stage("ab_test"), reporter.stage("A/B test"):
-            ab = run_ab_test(config, inputs)
+            ab = session.stage("ab_test", lambda: run_ab_test(config, inputs))
         with timer.stage("inference"), reporter.stage("Bayesian update (PyMC)"):
-            posterior = infer(config, inputs, ab)  # failed diagnostics are logged as warnings
-            personas = calibrate_personas(inputs.personas, posterior, inputs.campaigns)
+            # failed diagnostics are logged as warnings
+            bayes, personas = session.stage("inference", lambda: infer_and_calibrate(
+                config, inputs, ab))
+            posterior = bayes.posterior
 
         def env_factory() -> CampaignEnv:
             return CampaignEnv.from_config(config, personas, inputs.campaigns, inputs.events)
 
-        algorithm = config.policy.algorithm
+        algorithms = algorithm_names(config.policy)
+        runs = len(algorithms) * config.policy.training_seeds
         with timer.stage("training"), reporter.stage(
-            f"Training {algorithm.upper()}", total=config.policy.total_timesteps
+            f"Training {', '.join(a.upper() for a in algorithms)} "
+            f"({config.policy.training_seeds} seed(s) each)",
+            total=runs * config.policy.total_timesteps,
         ) as advance:
-            trained = train_policy(
-                env_factory, config.policy, stage_seed(config.seed, "training"),
-                out / "tensorboard", progress=lambda done, total: advance(done),
+            trained = train_all(
+                env_factory, config.policy, training_seeds(config), out,
+                reward_scale=env_factory().reward_scale, stop=session.stop, progress=advance,
             )
-            save_policy(trained.model, out / "policy.zip")
-            # training sees rewards per recipient; report the curve in dollars like evaluation
-            curve = trained.curve.assign(
-                mean_return=trained.curve["mean_return"] / env_factory().reward_scale
-            )
+            curve = trained.curve  # in dollars per episode, like evaluation
         with timer.stage("evaluation"), reporter.stage(
-            "Evaluating policies", total=len(config.policy.baselines) + 1
+            "Evaluating policies", total=len(config.policy.baselines) + runs
         ) as advance:
-            evaluation, episodes, metrics = evaluate(config, env_factory, ab, trained.model,
-                                                     advance)
+            protocol, metrics = evaluate(config, env_factory, ab, trained, out, session.stop,
+                                         advance)
+            evaluation, episodes = protocol.summary, protocol.episodes
         with timer.stage("prioritization"), reporter.stage("Ranking campaigns per recipient"):
             audience = build_audience(config, inputs)
             table = prioritize(audience, posterior, inputs.campaigns, config.prioritization)
@@ -121,6 +149,20 @@ def run_experiment(
                                             config.prioritization.credible_interval)
             write_outputs(out, config, inputs, personas, posterior, summary_table, ab, table,
                           evaluation, episodes, metrics, curve)
+            bayes_manifest = bayes.manifest() | write_bayes_plots(
+                out, bayes, config.output.plots, stage_seed(config.seed, "ppc"))
+            with torch_threads(config.policy.torch_threads):
+                write_policy_outputs(out, config, env_factory, ab.counts, trained, protocol,
+                                     evaluation_seeds(config), stage_seed(config.seed,
+                                                                          "baselines"))
+        heldout = None
+        if inputs.holdout is not None:
+            with timer.stage("heldout_evaluation"), reporter.stage("Held-out evaluation"):
+                heldout = evaluate_heldout(config, inputs, posterior, table,
+                                           stage_seed(config.seed, "heldout"))
+                write_heldout(out, heldout, config.output.plots)
+        with timer.stage("report"), reporter.stage("Persona report"):
+            write_persona_report(out, config, inputs, posterior, table, heldout)
         manifest = {
             "name": config.name,
             "seed": config.seed,
@@ -128,7 +170,7 @@ def run_experiment(
             "config_source": config_source,
             "versions": package_versions(),
             "git_commit": git_commit(Path(__file__).resolve().parent),
-            "stage_seconds": timer.seconds,
+            "stage_seconds": session.stage_seconds(timer.seconds),
             "wall_seconds": round(time.perf_counter() - started, 3),
             "diagnostics": {
                 "sampler": posterior.diagnostics.sampler,
@@ -139,9 +181,14 @@ def run_experiment(
                 "ok": posterior.diagnostics.ok,
                 "warnings": posterior.diagnostics.warnings,
             },
+            "inference": bayes_manifest,
             "ab_test": {"source": ab.source, "exposures": int(ab.counts.exposures.sum())},
             "rows": {"prioritization": len(table), "recipients": len(audience.recipients)},
+            "policy_training": trained.manifest(),
+            "resume": session.summary(),
         }
+        if heldout is not None:
+            manifest["heldout"] = heldout.summary
         write_json(out / "manifest.json", manifest)
     return RunSummary(run_dir, table, evaluation, manifest)
 
@@ -161,51 +208,90 @@ def run_ab_test(config: ExperimentConfig, inputs: Inputs) -> ABResults:
     """Read the A/B results file, or randomize a test in the simulation."""
     persona_ids = tuple(p.id for p in inputs.personas)
     campaign_ids = tuple(c.id for c in inputs.campaigns)
+    if config.data.ab_counts is not None and config.ab_test.source != "simulate":
+        frame = load_ab_counts(config.data.ab_counts, persona_ids, campaign_ids)
+        return counts_to_ab(frame, persona_ids, campaign_ids, str(config.data.ab_counts))
     if inputs.ab_table is not None and config.ab_test.source != "simulate":
         assert inputs.recipients is not None or config.personas
         if inputs.recipients is None:
             raise ValueError("an A/B results file needs a recipients file to place recipients")
         persona_of = inputs.recipients.set_index("recipient_id")["persona_id"]
         return ab_results_from_file(inputs.ab_table, persona_of, persona_ids, campaign_ids,
-                                    str(config.data.ab_results))
+                                    str(config.data.ab_results or config.dataset and
+                                        f"dataset {config.dataset.name}"))
     model = build_model(config, inputs.personas, inputs, stage_seed(config.seed, "ab_test"))
     return simulate_ab_test(model, config.ab_test.sample_size)
 
 
-def infer(config: ExperimentConfig, inputs: Inputs, ab: ABResults) -> Posterior:
-    """Posterior response rates, with the personas' trait distributions as prior knowledge."""
-    arrays = CampaignArrays.from_campaigns(inputs.campaigns)
-    prior_mean = np.stack([expected_rates(p, arrays) for p in inputs.personas])
-    return fit_posterior(ab.counts, config.inference, stage_seed(config.seed, "inference"),
-                         prior_mean=prior_mean)
+def infer(config: ExperimentConfig, inputs: Inputs, ab: ABResults) -> InferenceOutcome:
+    """Posterior response rates (see :func:`personasim.bayes_stage.infer_stage`)."""
+
+    def wave(i: int) -> ABCounts:
+        model = build_model(config, inputs.personas, inputs, stage_seed(config.seed, f"wave-{i}"))
+        return simulate_ab_test(model, config.ab_test.sample_size).counts
+
+    simulated = ab.source == "simulated"
+    return infer_stage(config.inference, inputs.personas, inputs.campaigns, ab,
+                       stage_seed(config.seed, "inference"), inputs.recipients,
+                       config.ab_test.waves if simulated else 0, wave if simulated else None)
+
+
+def infer_and_calibrate(config: ExperimentConfig, inputs: Inputs,
+                        ab: ABResults) -> tuple[InferenceOutcome, list[Persona]]:
+    """The Bayesian update, and the personas re-parameterized from its posterior."""
+    bayes = infer(config, inputs, ab)
+    return bayes, calibrate_personas(inputs.personas, bayes.posterior, inputs.campaigns)
+
+
+def training_seeds(config: ExperimentConfig) -> list[int]:
+    """One seed per training run; the first is the single-run seed of earlier versions."""
+    return [stage_seed(config.seed, "training" if k == 0 else f"training-{k}")
+            for k in range(config.policy.training_seeds)]
+
+
+def evaluation_seeds(config: ExperimentConfig) -> list[int]:
+    """The evaluation episodes' seeds, shared by every policy."""
+    return [stage_seed(config.seed, f"evaluation-{i}") % 2**31
+            for i in range(config.policy.eval_seeds)]
 
 
 def evaluate(
     config: ExperimentConfig, env_factory: Callable[[], CampaignEnv], ab: ABResults,
-    model: Any, advance: Callable[[int], None],
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Evaluate baselines and the trained policy on the same seeds.
+    trained: TrainedPolicies, out: Path, stop: StopFlag | None, advance: Callable[[int], None],
+) -> tuple[ProtocolEvaluation, pd.DataFrame]:
+    """Evaluate baselines and every trained run on the same seeds.
 
-    Returns the summary (mean return and 95% interval per policy), the per-episode returns,
-    and the trained policy's per-week metrics from the Mesa DataCollector.
+    Returns the protocol's evaluation (summary with 95% intervals, per-episode returns,
+    per-run table, selected runs) and the deployed policy's per-week metrics from the Mesa
+    DataCollector.
     """
-    seeds = [stage_seed(config.seed, f"evaluation-{i}") % 2**31
-             for i in range(config.policy.eval_seeds)]
-    env = env_factory()
-    context = PolicyContext(ab_counts=ab.counts, seed=stage_seed(config.seed, "baselines"),
-                            algorithm=config.policy.algorithm, model=model)
-    names = [*config.policy.baselines, config.policy.algorithm]
-    policies: dict[str, Policy] = {}
-    frames, summaries = [], []
-    for i, name in enumerate(names):
-        key = "sb3" if name == config.policy.algorithm else name
-        policies[name] = POLICIES.get(key)(env, context)
-        episodes, summary = evaluate_policies(env_factory, {name: policies[name]}, seeds)
-        frames.append(episodes)
-        summaries.append(summary)
-        advance(i + 1)
-    metrics = rollout_metrics(env_factory, policies[config.policy.algorithm], seeds[0])
-    return pd.concat(summaries, ignore_index=True), pd.concat(frames, ignore_index=True), metrics
+    seeds = evaluation_seeds(config)
+    validation = [stage_seed(config.seed, f"validation-{i}") % 2**31
+                  for i in range(config.policy.validation_episodes)]
+    with torch_threads(config.policy.torch_threads):
+        protocol = evaluate_stage(config, env_factory, ab.counts, trained, seeds, validation,
+                                  stage_seed(config.seed, "baselines"), out, stop, advance)
+        _, deployed = deployed_policy(trained, protocol, config.policy.algorithm)
+        metrics = rollout_metrics(env_factory, deployed, seeds[0])
+    return protocol, metrics
+
+
+def resume_experiment(run_dir: Path, *, reporter: Reporter | None = None,
+                      overwrite: bool = False) -> RunSummary:
+    """Continue the interrupted run at ``run_dir`` (or the one heading for ``run_dir``).
+
+    ``overwrite`` (or the original run's ``--overwrite``) lets the finished run replace an
+    existing folder at its destination.
+
+    Raises
+    ------
+    ConfigError
+        ``run_dir`` is not a resumable run folder.
+    """
+    saved = read_saved_run(run_dir)
+    return run_experiment(saved.config, saved.final, config_source=saved.config_source,
+                          reporter=reporter, overwrite=saved.overwrite or overwrite,
+                          resume=saved.directory)
 
 
 def rollout_metrics(env_factory: Callable[[], CampaignEnv], policy: Policy,
@@ -257,7 +343,8 @@ def write_outputs(
     export_table(table, out, "prioritization", list(config.output.formats))
     if config.output.plots:
         plot_response_heatmap(summary_table, out / "response_heatmap.png")
-        plot_learning_curve(curve, out / "learning_curve.png")
+        plot_learning_curve(curve[curve["algorithm"] == config.policy.algorithm],
+                            out / "learning_curve.png")
         plot_policy_comparison(evaluation, out / "policy_comparison.png")
         plot_step_metrics(metrics.rename(columns={"week": "step"}), out / "step_metrics.png")
 

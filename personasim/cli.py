@@ -82,27 +82,69 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+@contextmanager
+def _interruptions() -> Iterator[None]:
+    """A run stopped by SIGINT/SIGTERM: say where it is kept, exit 128 + signal (130, 143)."""
+    from personasim.interrupts import RunInterrupted
+
+    try:
+        yield
+    except (RunInterrupted, KeyboardInterrupt) as exc:
+        code = exc.exit_code if isinstance(exc, RunInterrupted) else 130
+        kept = getattr(exc, "resume_dir", None)
+        where = (f"; progress saved in {kept}: continue with `personasim run --resume {kept}`"
+                 if kept is not None else "")
+        console.print(f"[bold yellow]interrupted:[/] {exc or 'KeyboardInterrupt'}{where}",
+                      highlight=False)
+        raise typer.Exit(code) from None
+
+
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
+    config: Annotated[
+        Path | None, typer.Argument(help="Experiment config (YAML); omit with --resume.")
+    ] = None,
     out: OutOption = None,
     seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
     set_: SetOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option(help="Log at INFO level.")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue an interrupted run folder (RUN.interrupted), with its saved config."
+    )] = None,
+    prior: Annotated[Path | None, typer.Option(
+        help="Start the Bayesian update from an earlier run's posterior (its run directory)."
+    )] = None,
 ) -> None:
-    """Run an experiment end to end and write one run directory."""
-    _setup_logging(verbose)
-    with _input_errors():
-        from personasim.config import load_config
-        from personasim.experiments.runner import run_experiment
+    """Run an experiment end to end and write one run directory.
 
-        overrides = list(set_ or []) + ([f"seed={seed}"] if seed is not None else [])
-        experiment = load_config(config, overrides)
-        run_dir = out or Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        summary = run_experiment(experiment, run_dir, config_source=str(config),
-                                 reporter=RichReporter(quiet), overwrite=overwrite)
+    SIGINT (Ctrl-C) or SIGTERM saves progress and exits with 130 or 143, keeping the run as
+    RUN.interrupted; `personasim run --resume RUN.interrupted` finishes it.
+    """
+    _setup_logging(verbose)
+    with _input_errors(), _interruptions():
+        from personasim.config import load_config
+        from personasim.errors import ConfigError
+        from personasim.experiments.runner import resume_experiment, run_experiment
+
+        if resume is not None:
+            if config is not None or out is not None or set_ or seed is not None or prior:
+                raise ConfigError(str(resume), "--resume", "a resumed run keeps its saved "
+                                  "config and folder: drop CONFIG, --out, --set, --seed "
+                                  "and --prior")
+            summary = resume_experiment(resume, reporter=RichReporter(quiet),
+                                        overwrite=overwrite)
+        else:
+            if config is None:
+                raise ConfigError("personasim run", None, "give a CONFIG file (or --resume RUN)")
+            overrides = list(set_ or []) + ([f"seed={seed}"] if seed is not None else [])
+            experiment = load_config(config, overrides)
+            if prior is not None:
+                experiment.inference.prior_run = _prior_run(prior)
+            run_dir = out or Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            summary = run_experiment(experiment, run_dir, config_source=str(config),
+                                     reporter=RichReporter(quiet), overwrite=overwrite)
     table = Table(title="Policy evaluation (return per episode, 95% CI)")
     for column in ("policy", "mean_return", "ci_low", "ci_high"):
         table.add_column(column, justify="right" if column != "policy" else "left")
@@ -110,6 +152,8 @@ def run(
         table.add_row(str(row.policy), f"{row.mean_return:,.1f}", f"{row.ci_low:,.1f}",
                       f"{row.ci_high:,.1f}")
     stdout.print(table)
+    for warning in summary.manifest.get("diagnostics", {}).get("warnings", []):
+        console.print(f"[bold yellow]warning:[/] Bayesian update: {warning}", highlight=False)
     sends = int((summary.prioritization["action"] == "send").sum())
     stdout.print(f"Ranked {summary.manifest['rows']['recipients']:,} recipients "
                     f"({sends:,} send decisions). Run directory: [bold]{summary.run_dir}[/]")
@@ -128,6 +172,16 @@ def rank(
 
         table = rank_recipients(run_dir, recipients, out)
     stdout.print(f"Wrote {len(table):,} rows to [bold]{out}[/]")
+
+
+def _prior_run(path: Path) -> Path:
+    """The absolute folder of an earlier run whose posterior is the prior (checked)."""
+    from personasim.errors import DataError
+    from personasim.posterior_io import POSTERIOR_FILE
+
+    if not (path / POSTERIOR_FILE).is_file():
+        raise DataError(str(path), "--prior", f"not a finished run (no {POSTERIOR_FILE})")
+    return path.resolve()
 
 
 @app.command()

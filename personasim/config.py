@@ -28,6 +28,31 @@ class DataConfig(_Strict):
     recipients: Path | None = Field(None, description="recipient_id + attributes (+ consent).")
     campaigns: Path | None = Field(None, description="campaign_id, value, cost (+ control).")
     ab_results: Path | None = Field(None, description="recipient_id, campaign_id, outcome.")
+    ab_counts: Path | None = Field(
+        None, description="Aggregated A/B counts: segment, campaign_id, exposures, responses."
+    )
+
+
+class DatasetConfig(_Strict):
+    """A public dataset used as the data-mode inputs (see ``personasim.datasets``)."""
+
+    name: str = Field("hillstrom", description="Registered dataset: hillstrom.")
+    outcome: Literal["visit", "conversion", "spend"] = Field(
+        "visit", description="What a response is; spend is conversion times its value."
+    )
+    value: float | None = Field(
+        None, ge=0, description="Value of one response (default $1 a visit, mean spend per sale)."
+    )
+    cost: float = Field(0.05, ge=0, description="Cost of one e-mail.")
+    holdout_fraction: float = Field(
+        0.5, ge=0, lt=1, description="Share of customers held out for evaluation (0: none)."
+    )
+    path: Path | None = Field(
+        None, description="Local copy (default $PERSONASIM_DATA, else the cached download)."
+    )
+    sample: int | None = Field(
+        None, ge=300, description="Use a seeded random sample of this many customers."
+    )
 
 
 class SynthesisConfig(_Strict):
@@ -114,6 +139,19 @@ class ABTestConfig(_Strict):
 
     source: Literal["auto", "simulate", "file"] = "auto"
     sample_size: int = Field(4000, ge=10, description="Recipients randomized in a simulated test.")
+    waves: int = Field(
+        3, ge=0, le=20, description="Extra simulated A/B waves for the convergence plot (0: none)."
+    )
+
+
+class PrivacyConfig(_Strict):
+    """Differential privacy: noise added to the aggregated A/B counts before inference."""
+
+    mechanism: Literal["none", "laplace", "gaussian"] = Field(
+        "none", description="Noise on counts: none, laplace (pure DP) or gaussian ((eps, delta))."
+    )
+    epsilon: float = Field(1.0, gt=0, description="Privacy budget; smaller adds more noise.")
+    delta: float = Field(1e-6, gt=0, lt=1, description="Gaussian mechanism's delta.")
 
 
 class InferenceConfig(_Strict):
@@ -128,6 +166,25 @@ class InferenceConfig(_Strict):
     )
     rhat_max: float = Field(1.01, gt=1, description="Warn above this R-hat.")
     ess_min: float = Field(400, gt=0, description="Warn below this bulk ESS.")
+    estimator: str = Field("hierarchical", description="Registered: hierarchical, beta_binomial.")
+    method: Literal["auto", "nuts", "advi"] = Field(
+        "auto", description="nuts, advi (variational), or auto: advi above advi_above_cells."
+    )
+    advi_above_cells: int = Field(20_000, ge=1, description="auto uses ADVI above this many cells.")
+    advi_iterations: int = Field(30_000, ge=100, description="ADVI optimization steps.")
+    fallback: bool = Field(True, description="Use the Beta-Binomial update if sampling fails.")
+    covariates: list[str] | Literal["auto"] | None = Field(
+        "auto", description="Recipient covariates to test: auto (numeric attributes), a list, null."
+    )
+    max_covariates: int = Field(4, ge=0, le=8, description="At most this many covariates kept.")
+    covariate_bins: int = Field(5, ge=2, le=20, description="Quantile bins per covariate.")
+    covariate_alpha: float = Field(
+        0.01, gt=0, lt=1, description="Keep a covariate whose score-test p-value is below this."
+    )
+    privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())
+    prior_run: Path | None = Field(
+        None, description="Start from this earlier run's posterior (personasim run --prior)."
+    )
 
 
 class PolicyConfig(_Strict):
@@ -142,6 +199,18 @@ class PolicyConfig(_Strict):
         description="Registered baseline policies evaluated beside the trained one.",
     )
     eval_seeds: int = Field(5, ge=2, description="Evaluation episodes, one per seed.")
+    compare_algorithms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="More SB3 algorithms trained and evaluated too: name -> SB3 overrides.",
+    )
+    training_seeds: int = Field(1, ge=1, description="Training runs (seeds) per SB3 algorithm.")
+    validation_episodes: int = Field(
+        5, ge=1, description="Episodes, on their own seeds, that pick the best training seed."
+    )
+    checkpoint_every: int | None = Field(
+        10_000, ge=1, description="Training checkpoint every N timesteps (null: on stop only)."
+    )
+    torch_threads: int = Field(1, ge=1, description="Torch CPU threads for training/evaluation.")
 
 
 class PrioritizationConfig(_Strict):
@@ -170,6 +239,7 @@ class ExperimentConfig(_Strict):
     personas: list[Persona] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
     data: DataConfig = Field(default_factory=DataConfig)
+    dataset: DatasetConfig | None = Field(None, description="A public dataset as the data.")
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     population: PopulationConfig = Field(default_factory=PopulationConfig)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
@@ -182,9 +252,12 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
-        if not self.personas and self.data.recipients is None:
+        if self.dataset is not None and (self.personas or self.campaigns or any(
+                v is not None for v in self.data.model_dump().values())):
+            raise ValueError("dataset: give a dataset or personas/campaigns/data files, not both")
+        if not self.personas and self.data.recipients is None and self.dataset is None:
             raise ValueError("give 'personas' or 'data.recipients' (to synthesize personas)")
-        if not self.campaigns and self.data.campaigns is None:
+        if not self.campaigns and self.data.campaigns is None and self.dataset is None:
             raise ValueError("give 'campaigns' or 'data.campaigns'")
         _unique([p.id for p in self.personas], "personas", "persona id")
         _unique([c.id for c in self.campaigns], "campaigns", "campaign id")
@@ -351,9 +424,11 @@ def resolve_paths(config: ExperimentConfig, config_path: Path) -> ExperimentConf
         ("data.recipients", config.data, "recipients"),
         ("data.campaigns", config.data, "campaigns"),
         ("data.ab_results", config.data, "ab_results"),
+        ("data.ab_counts", config.data, "ab_counts"),
         ("dynamics.events_file", config.dynamics, "events_file"),
         ("dynamics.influence.network.file", config.dynamics.influence.network, "file"),
     ]
+    updates += [("dataset.path", config.dataset, "path")] if config.dataset else []
     for loc, owner, attr in updates:
         value = getattr(owner, attr)
         if value is None:

@@ -20,7 +20,15 @@ from pydantic import ValidationError
 from personasim.campaign import Campaign
 from personasim.config import EventConfig
 from personasim.errors import DataError
-from personasim.types import CAMPAIGN_ID, CONSENT, OUTCOME, RECIPIENT_ID
+from personasim.types import (
+    CAMPAIGN_ID,
+    CONSENT,
+    OUTCOME,
+    PERSONA_ID,
+    RECIPIENT_ID,
+    ABCounts,
+    ABResults,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -360,6 +368,79 @@ def load_ab_results(
         df["propensity"] = prop
     logger.info("loaded %d A/B outcomes from %s", len(df), path)
     return df
+
+
+SEGMENT = "segment"
+COUNT_COLUMNS = (SEGMENT, CAMPAIGN_ID, "exposures", "responses")
+
+
+def load_ab_counts(
+    path: Path | str, segment_ids: Collection[str], campaign_ids: Collection[str]
+) -> pd.DataFrame:
+    """Load aggregated A/B results: ``segment, campaign_id, exposures, responses``.
+
+    A segment is a persona id. Rows for the same segment and campaign are summed (several
+    waves may be listed). Rows in error messages are 1-based data rows, header excluded.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``segment, campaign_id`` (str) and ``exposures, responses`` (int64), one row per
+        segment x campaign present, sorted.
+
+    Raises
+    ------
+    DataError
+        Missing column, unknown segment or campaign, a non-integer or negative count, or
+        responses greater than exposures.
+    """
+    source = str(path)
+    df = read_table(Path(path), str_columns=(SEGMENT, CAMPAIGN_ID))
+    _require(df, COUNT_COLUMNS, source)
+    for column, known, what in ((SEGMENT, segment_ids, "segment (persona)"),
+                                (CAMPAIGN_ID, campaign_ids, "campaign")):
+        df[column] = _ids(df, column, source, unique=False)
+        unknown = (~df[column].isin(set(known))).to_numpy()
+        if unknown.any():
+            i = int(np.flatnonzero(unknown)[0])
+            name = df[column].iloc[i]
+            raise DataError(source, f"{_row(i)}, {_col(column)}",
+                            f"unknown {what} {name!r}{_suggest(name, known)}")
+    for column in ("exposures", "responses"):
+        numbers = _parse_numbers(df[column], source, column)
+        bad = ((numbers < 0) | (numbers != np.round(numbers))).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            kind = "negative count" if numbers.iloc[i] < 0 else "count must be a whole number"
+            raise DataError(source, f"{_row(i)}, {_col(column)}",
+                            f"{kind}, got {numbers.iloc[i]:g}")
+        df[column] = numbers.astype(np.int64)
+    over = (df["responses"] > df["exposures"]).to_numpy()
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        raise DataError(source, f"{_row(i)}, {_col('responses')}",
+                        f"responses ({df['responses'].iloc[i]}) exceed exposures "
+                        f"({df['exposures'].iloc[i]})")
+    out = df.groupby([SEGMENT, CAMPAIGN_ID], sort=True, as_index=False)[
+        ["exposures", "responses"]].sum()
+    logger.info("loaded %d aggregated A/B cells (%d exposures) from %s", len(out),
+                int(out["exposures"].sum()), path)
+    return out
+
+
+def counts_to_ab(frame: pd.DataFrame, persona_ids: tuple[str, ...],
+                 campaign_ids: tuple[str, ...], source: str) -> ABResults:
+    """A/B results from :func:`load_ab_counts`' table (segments are persona ids)."""
+    shape = (len(persona_ids), len(campaign_ids))
+    rows = frame[SEGMENT].map({p: j for j, p in enumerate(persona_ids)}).to_numpy(np.int64)
+    cols = frame[CAMPAIGN_ID].map({c: k for k, c in enumerate(campaign_ids)}).to_numpy(np.int64)
+    exposures = np.zeros(shape, dtype=np.int64)
+    responses = np.zeros(shape, dtype=np.int64)
+    np.add.at(exposures, (rows, cols), frame["exposures"].to_numpy(np.int64))
+    np.add.at(responses, (rows, cols), frame["responses"].to_numpy(np.int64))
+    table = frame.rename(columns={SEGMENT: PERSONA_ID})
+    counts = ABCounts(tuple(persona_ids), tuple(campaign_ids), exposures, responses)
+    return ABResults(table=table, counts=counts, source=source)
 
 
 def _plain(value: Any) -> Any:

@@ -3,52 +3,211 @@
 Two posterior estimators are registered in :data:`ESTIMATORS`:
 
 ``hierarchical``
-    A PyMC hierarchical logistic model (persona, campaign and cell effects, non-centered)
-    sampled with nutpie or PyMC NUTS; see :func:`fit_posterior`.
+    The hierarchical logistic model of :mod:`personasim.bayes_model` (baseline, persona,
+    campaign, campaign-feature and persona x campaign effects, optionally recipient
+    covariates), sampled with nutpie or PyMC NUTS, or fitted by ADVI when very large
+    (:mod:`personasim.sampling`); see :func:`fit_model` and :func:`fit_posterior`.
 ``beta_binomial``
-    Independent closed-form Beta-Binomial updates per cell; instant, a fallback and a
-    baseline; see :func:`beta_binomial_posterior`.
+    Independent closed-form Beta-Binomial updates per cell; instant, the fallback when
+    sampling fails and the baseline to beat; see :func:`beta_binomial_posterior`.
 
-The posterior feeds back into the personas through :func:`updated_traits`, is written and
-read by :func:`save_posterior` / :func:`load_posterior`, and is tabulated for reports by
-:func:`posterior_table`.
+Diagnostics (:mod:`personasim.diagnostics`) travel with the posterior; posteriors are
+written and read by :mod:`personasim.posterior_io`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from personasim.bayes_model import ModelInputs, grid_inputs
 from personasim.config import InferenceConfig
+from personasim.covariates import CovariatePosterior, CovariateSpec, persona_average
+from personasim.diagnostics import advi_diagnostics, diagnose, fallback_diagnostics
 from personasim.registry import Registry
+from personasim.sampling import (
+    ADVI_TOLERANCE,
+    clear_model_cache,
+    nutpie_available,
+    resolve_method,
+    resolve_sampler,
+    sample_advi,
+    sample_nuts,
+)
 from personasim.types import ABCounts, Diagnostics, Posterior
 
 logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ESTIMATORS",
+    "CovariateInfo",
+    "beta_binomial_posterior",
+    "clear_model_cache",
+    "fit_model",
+    "fit_posterior",
+    "nutpie_available",
+]
 
 PosteriorEstimator = Callable[[ABCounts, InferenceConfig, int, np.ndarray | None], Posterior]
 """``(counts, config, seed, prior_mean) -> Posterior``."""
 
 ESTIMATORS: Registry[PosteriorEstimator] = Registry("posterior estimator")
 
-#: Free parameters (plus ``p``) whose R-hat and bulk ESS are checked.
-DIAGNOSED_VARS: tuple[str, ...] = ("mu", "sigma_persona", "sigma_campaign", "sigma_cell")
-DIAGNOSED_VARS += ("z_persona", "z_campaign", "z_cell", "p")
-
 _EPS = 1e-6
-_MAX_CACHED_MODELS = 8
-_COMPILED_CACHE: OrderedDict[tuple[int, int], Any] = OrderedDict()
 
 
-def _logit(x: np.ndarray | float) -> np.ndarray:
-    x = np.clip(np.asarray(x, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(x) - np.log1p(-x)
+@dataclass(frozen=True)
+class CovariateInfo:
+    """What turns covariate draws into persona averages and recipient scores.
+
+    Attributes
+    ----------
+    spec
+        The covariates' names and standardization.
+    group_x, group_weight
+        Per persona, its covariate groups' mean persona-centred covariates ``(P, G, D)``
+        and A/B shares ``(P, G)`` (see :func:`personasim.covariates.covariate_inputs`).
+    centers
+        ``(P, D)`` each persona's mean standardized covariates (the model's centring).
+    """
+
+    spec: CovariateSpec
+    group_x: np.ndarray
+    group_weight: np.ndarray
+    centers: np.ndarray
+
+
+def _draws(idata: Any, name: str, dims: tuple[str, ...]) -> np.ndarray:
+    """A variable's draws, chain-major, as float32 ``(chains * draws, ...)``."""
+    values = idata.posterior[name].transpose("chain", "draw", *dims).values
+    return np.ascontiguousarray(values.reshape(-1, *values.shape[2:]), dtype=np.float32)
+
+
+def fit_model(
+    inputs: ModelInputs,
+    config: InferenceConfig,
+    seed: int,
+    covariates: CovariateInfo | None = None,
+    progress: bool = False,
+) -> Posterior:
+    """Fit the hierarchical model to ``inputs`` with NUTS or ADVI.
+
+    ``config.method`` picks NUTS or ADVI (``auto``: ADVI above ``advi_above_cells``
+    aggregated cells); ``config.sampler`` picks the NUTS implementation (``auto``: nutpie
+    when installed; its compiled model is cached per model structure and reused through
+    ``with_data``). If sampling raises and ``config.fallback`` is on, the closed-form
+    Beta-Binomial update is returned instead, with a warning in its diagnostics.
+
+    Parameters
+    ----------
+    inputs
+        Aggregated cells, priors and features (:mod:`personasim.bayes_model`).
+    config
+        Sampler settings and diagnostic thresholds.
+    seed
+        Sampler seed; the same seed gives the same draws.
+    covariates
+        Required when ``inputs`` has covariates: the result is then a
+        :class:`~personasim.covariates.CovariatePosterior`.
+    progress
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    Posterior
+        ``(n_draws, P, K)`` float32 draws of P(response) (persona averages when there are
+        covariates), chain-major.
+
+    Raises
+    ------
+    ImportError
+        If ``config.sampler`` is ``"nutpie"`` and nutpie is not installed.
+    """
+    inputs.validate()
+    has_covariates = inputs.covariates.shape[1] > 0
+    if has_covariates and covariates is None:
+        raise ValueError("inputs with covariates need their CovariateInfo")
+    method = resolve_method(config, inputs)
+    sampler = resolve_sampler(config.sampler) if method == "nuts" else "advi"
+    start = time.perf_counter()
+    try:
+        if method == "advi":
+            idata, change = sample_advi(inputs, config, seed, progress)
+        else:
+            idata = sample_nuts(sampler, inputs, config, seed, progress)
+    except Exception as exc:  # noqa: BLE001 - any sampler failure may fall back
+        if not config.fallback:
+            raise
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        fallback = _beta_binomial_from_inputs(inputs, config.chains * config.draws, seed)
+        diagnostics = fallback_diagnostics(reason, fallback.draws.shape[0],
+                                           time.perf_counter() - start)
+        return Posterior(fallback.persona_ids, fallback.campaign_ids, fallback.draws,
+                         diagnostics)
+    grid = ("persona", "campaign")
+    eta = _draws(idata, "eta", grid)
+    seconds = time.perf_counter() - start
+    if method == "advi":
+        diagnostics = advi_diagnostics(change, eta.shape[0], seconds, ADVI_TOLERANCE)
+    else:
+        diagnostics = diagnose(idata, config, sampler, seconds)
+    logger.info(
+        "%s posterior: %d draws, R-hat max %.3f, ESS min %.0f, %d divergences, %.1f s",
+        diagnostics.sampler, eta.shape[0], diagnostics.rhat_max, diagnostics.ess_bulk_min,
+        diagnostics.divergences, diagnostics.seconds,
+    )
+    ids = (tuple(inputs.persona_ids), tuple(inputs.campaign_ids))
+    if not has_covariates:
+        return Posterior(*ids, _draws(idata, "p", grid), diagnostics)
+    assert covariates is not None
+    gamma = _draws(idata, "gamma", ("campaign", "covariate"))
+    rates = persona_average(eta, gamma, covariates.group_x, covariates.group_weight)
+    # store logits at the standardized covariates' zero, not at each persona's centre
+    eta_zero = eta - np.einsum("jd,skd->sjk", covariates.centers, gamma).astype(np.float32)
+    return CovariatePosterior(*ids, rates, diagnostics, eta_zero, gamma, covariates.spec)
+
+
+def fit_posterior(
+    counts: ABCounts,
+    config: InferenceConfig,
+    seed: int,
+    prior_mean: np.ndarray | None = None,
+    prior_scale: np.ndarray | float | None = None,
+    features: np.ndarray | None = None,
+    feature_names: tuple[str, ...] = (),
+    progress: bool = False,
+) -> Posterior:
+    """Fit the hierarchical model to persona x campaign counts (no covariates).
+
+    Parameters
+    ----------
+    counts
+        Aggregated A/B counts; cells with no exposures get predictions from the hierarchy.
+    config, seed, progress
+        As for :func:`fit_model`.
+    prior_mean
+        Optional ``(P, K)`` prior response probabilities (default: the pooled rate).
+    prior_scale
+        Prior standard deviation of each cell's logit (default 1).
+    features, feature_names
+        Optional ``(K, n_features)`` campaign features and their names.
+    """
+    inputs = grid_inputs(counts, prior_mean, prior_scale, features, feature_names)
+    return fit_model(inputs, config, seed, progress=progress)
+
+
+def _beta_binomial_from_inputs(inputs: ModelInputs, n_draws: int, seed: int) -> Posterior:
+    """The fallback: Beta-Binomial per cell around the model's prior mean."""
+    mean = 1.0 / (1.0 + np.exp(-inputs.prior_logit))
+    return beta_binomial_posterior(
+        inputs.grid_counts(), n_draws, seed,
+        prior_a=mean * PRIOR_CONCENTRATION, prior_b=(1 - mean) * PRIOR_CONCENTRATION,
+    )
 
 
 def _check_counts(counts: ABCounts) -> None:
@@ -59,262 +218,6 @@ def _check_counts(counts: ABCounts) -> None:
         raise ValueError("counts must be non-negative")
     if np.any(counts.responses > counts.exposures):
         raise ValueError("responses must not exceed exposures")
-
-
-def model_data(counts: ABCounts, prior_mean: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Return the values of the hierarchical model's ``pm.Data`` containers.
-
-    ``exposures`` and ``observed_responses`` (int64, ``(P, K)``); ``prior_center``, the
-    centre of ``mu``: the logit of the pooled observed rate, or with ``prior_mean`` (optional
-    ``(P, K)`` prior probabilities) the mean of ``logit(prior_mean)``; and ``offset``, the
-    fixed ``logit(prior_mean) - prior_center`` (zeros without ``prior_mean``).
-    """
-    shape = counts.exposures.shape
-    if prior_mean is None:
-        pooled = (counts.responses.sum() + 0.5) / (counts.exposures.sum() + 1.0)
-        center = float(_logit(pooled))
-        offset = np.zeros(shape)
-    else:
-        prior_mean = np.asarray(prior_mean, dtype=np.float64)
-        if prior_mean.shape != shape:
-            raise ValueError(f"prior_mean must have shape {shape}, got {prior_mean.shape}")
-        logits = _logit(prior_mean)
-        center = float(logits.mean())
-        offset = logits - center
-    return {
-        "exposures": np.asarray(counts.exposures, dtype=np.int64),
-        "observed_responses": np.asarray(counts.responses, dtype=np.int64),
-        "offset": offset.astype(np.float64),
-        "prior_center": np.asarray(center, dtype=np.float64),
-    }
-
-
-def build_model(counts: ABCounts, prior_mean: np.ndarray | None = None) -> Any:
-    """Build the hierarchical logistic PyMC model.
-
-    ``logit p[j, k] = mu + offset[j, k] + sigma_persona * z_persona[j]
-    + sigma_campaign * z_campaign[k] + sigma_cell * z_cell[j, k]`` with standard-normal
-    ``z``'s, half-normal(1) sigmas and ``mu ~ Normal(prior_center, 1.5)``; responses are
-    Binomial on aggregated cells. All inputs live in ``pm.Data`` containers (see
-    :func:`model_data`), so a compiled model can be reused when only the data change.
-
-    Parameters
-    ----------
-    counts
-        Aggregated A/B counts (cells with no exposures contribute no likelihood).
-    prior_mean
-        Optional ``(P, K)`` prior response probabilities.
-
-    Returns
-    -------
-    pymc.Model
-        The model, with dims ``persona`` and ``campaign``.
-    """
-    import pymc as pm
-
-    _check_counts(counts)
-    data = model_data(counts, prior_mean)
-    coords = {"persona": list(counts.persona_ids), "campaign": list(counts.campaign_ids)}
-    with pm.Model(coords=coords) as model:
-        exposures = pm.Data("exposures", data["exposures"], dims=("persona", "campaign"))
-        observed = pm.Data(
-            "observed_responses", data["observed_responses"], dims=("persona", "campaign")
-        )
-        offset = pm.Data("offset", data["offset"], dims=("persona", "campaign"))
-        center = pm.Data("prior_center", data["prior_center"])
-        mu = pm.Normal("mu", mu=center, sigma=1.5)
-        sigma_persona = pm.HalfNormal("sigma_persona", sigma=1.0)
-        sigma_campaign = pm.HalfNormal("sigma_campaign", sigma=1.0)
-        sigma_cell = pm.HalfNormal("sigma_cell", sigma=1.0)
-        z_persona = pm.Normal("z_persona", 0.0, 1.0, dims="persona")
-        z_campaign = pm.Normal("z_campaign", 0.0, 1.0, dims="campaign")
-        z_cell = pm.Normal("z_cell", 0.0, 1.0, dims=("persona", "campaign"))
-        logit_p = (
-            mu
-            + offset
-            + sigma_persona * z_persona[:, None]
-            + sigma_campaign * z_campaign[None, :]
-            + sigma_cell * z_cell
-        )
-        pm.Deterministic("p", pm.math.sigmoid(logit_p), dims=("persona", "campaign"))
-        pm.Binomial(
-            "responses",
-            n=exposures,
-            logit_p=logit_p,
-            observed=observed,
-            dims=("persona", "campaign"),
-        )
-    return model
-
-
-def nutpie_available() -> bool:
-    """Return True when nutpie can be imported."""
-    return importlib.util.find_spec("nutpie") is not None
-
-
-def _resolve_sampler(name: str) -> str:
-    if name == "auto":
-        return "nutpie" if nutpie_available() else "pymc"
-    if name == "nutpie" and not nutpie_available():
-        raise ImportError(
-            "inference.sampler is 'nutpie' but nutpie is not installed; "
-            "install personasim[fast] or set inference.sampler to 'pymc' or 'auto'"
-        )
-    return name
-
-
-def _compiled_nutpie(counts: ABCounts, prior_mean: np.ndarray | None) -> Any:
-    """Return a nutpie-compiled model for ``counts``, reusing one of the same shape."""
-    import nutpie
-
-    key = counts.exposures.shape
-    cached = _COMPILED_CACHE.get(key)
-    if cached is not None:
-        _COMPILED_CACHE.move_to_end(key)
-        logger.debug("reusing compiled nutpie model for shape %s", key)
-        _check_counts(counts)
-        return cached.with_data(**model_data(counts, prior_mean))
-    start = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(build_model(counts, prior_mean))
-    logger.info("compiled nutpie model %s in %.1f s", key, time.perf_counter() - start)
-    _COMPILED_CACHE[key] = compiled
-    while len(_COMPILED_CACHE) > _MAX_CACHED_MODELS:
-        _COMPILED_CACHE.popitem(last=False)
-    return compiled
-
-
-def _sample(
-    sampler: str,
-    counts: ABCounts,
-    config: InferenceConfig,
-    seed: int,
-    prior_mean: np.ndarray | None,
-    progress: bool,
-) -> Any:
-    """Run the chosen NUTS implementation and return its ``arviz.InferenceData``."""
-    if sampler == "nutpie":
-        import nutpie
-
-        compiled = _compiled_nutpie(counts, prior_mean)
-        return nutpie.sample(
-            compiled,
-            draws=config.draws,
-            tune=config.tune,
-            chains=config.chains,
-            seed=seed,
-            save_warmup=False,
-            progress_bar=progress,
-            target_accept=config.target_accept,
-        )
-    import pymc as pm
-
-    with build_model(counts, prior_mean):
-        return pm.sample(
-            draws=config.draws,
-            tune=config.tune,
-            chains=config.chains,
-            cores=1,
-            random_seed=seed,
-            target_accept=config.target_accept,
-            progressbar=progress,
-            compute_convergence_checks=False,
-            return_inferencedata=True,
-        )
-
-
-def _diagnose(idata: Any, config: InferenceConfig, sampler: str, seconds: float) -> Diagnostics:
-    """Compute R-hat, bulk ESS and divergences, with a warning string per failed check."""
-    import arviz as az
-
-    posterior = idata.posterior[[v for v in DIAGNOSED_VARS if v in idata.posterior]]
-    rhat_values = az.rhat(posterior).to_array().values
-    ess_values = az.ess(posterior, method="bulk").to_array().values
-    rhat_max = float(np.nanmax(rhat_values)) if np.isfinite(rhat_values).any() else math.nan
-    ess_min = float(np.nanmin(ess_values)) if np.isfinite(ess_values).any() else math.nan
-    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
-    warnings: list[str] = []
-    if not math.isfinite(rhat_max) or rhat_max > config.rhat_max:
-        warnings.append(
-            f"R-hat {rhat_max:.3f} exceeds {config.rhat_max}: chains disagree; "
-            "raise inference.tune/draws"
-        )
-    if not math.isfinite(ess_min) or ess_min < config.ess_min:
-        warnings.append(
-            f"bulk ESS {ess_min:.0f} is below {config.ess_min:.0f}: too few effective "
-            "draws; raise inference.draws or chains"
-        )
-    if divergences > 0:
-        warnings.append(
-            f"{divergences} divergent transitions: the posterior may be biased; "
-            "raise inference.target_accept"
-        )
-    for message in warnings:
-        logger.warning("%s sampler: %s", sampler, message)
-    return Diagnostics(sampler, rhat_max, ess_min, divergences, seconds, warnings)
-
-
-def fit_posterior(
-    counts: ABCounts,
-    config: InferenceConfig,
-    seed: int,
-    prior_mean: np.ndarray | None = None,
-    progress: bool = False,
-) -> Posterior:
-    """Fit the hierarchical logistic model (:func:`build_model`) to A/B counts.
-
-    ``config.sampler`` picks the NUTS implementation: ``"nutpie"`` (the numba backend; its
-    compiled model is cached per ``(P, K)`` shape in this process and reused through
-    ``with_data``), ``"pymc"`` (``pm.sample``, chains run one after another) or ``"auto"``
-    (nutpie when installed, else PyMC). nutpie runs chains in parallel threads.
-
-    Why nutpie by default: on a 2-core machine with a cold pytensor cache the 3x3 model
-    (300 tune + 300 draws, 2 chains) took ~25 s to compile with nutpie's numba backend
-    (~12 s in a later process, 0.7 s per refit of a cached shape) against ~40 s for a first
-    ``pm.sample`` (~10 s for later ones); on a 50x20 model (500 + 500) nutpie sampled in ~8 s
-    after a ~16 s compile, PyMC in ~19-46 s. The jax backend is not installed.
-
-    Parameters
-    ----------
-    counts
-        Aggregated A/B counts.
-    config
-        Sampler settings and diagnostic thresholds.
-    seed
-        Sampler seed; the same seed gives the same draws.
-    prior_mean
-        Optional ``(P, K)`` prior response probabilities from persona traits; their
-        centred logits become a fixed offset and their mean logit the centre of ``mu``.
-    progress
-        Show the sampler's progress bar.
-
-    Returns
-    -------
-    Posterior
-        ``(chains * draws, P, K)`` float32 draws of P(response), chain-major order.
-
-    Raises
-    ------
-    ImportError
-        If ``config.sampler`` is ``"nutpie"`` and nutpie is not installed.
-    """
-    _check_counts(counts)
-    sampler = _resolve_sampler(config.sampler)
-    start = time.perf_counter()
-    idata = _sample(sampler, counts, config, seed, prior_mean, progress)
-    p = idata.posterior["p"].transpose("chain", "draw", "persona", "campaign").values
-    n_p, n_c = counts.exposures.shape
-    draws = np.ascontiguousarray(p.reshape(-1, n_p, n_c), dtype=np.float32)
-    diagnostics = _diagnose(idata, config, sampler, time.perf_counter() - start)
-    logger.info(
-        "%s posterior: %d draws, R-hat max %.3f, ESS min %.0f, %d divergences, %.1f s",
-        sampler,
-        draws.shape[0],
-        diagnostics.rhat_max,
-        diagnostics.ess_bulk_min,
-        diagnostics.divergences,
-        diagnostics.seconds,
-    )
-    return Posterior(tuple(counts.persona_ids), tuple(counts.campaign_ids), draws, diagnostics)
 
 
 def beta_binomial_posterior(
@@ -400,8 +303,3 @@ def beta_binomial_estimator(
         prior_a=mean * PRIOR_CONCENTRATION,
         prior_b=(1 - mean) * PRIOR_CONCENTRATION,
     )
-
-
-def clear_model_cache() -> None:
-    """Forget the nutpie models compiled in this process."""
-    _COMPILED_CACHE.clear()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 
 import networkx as nx
@@ -17,6 +19,11 @@ from personasim.registry import Registry
 GraphGenerator = Callable[[int, dict[str, float | int], int], nx.Graph]
 
 GRAPH_GENERATORS: Registry[GraphGenerator] = Registry("graph generator")
+
+GRAPH_CACHE_SIZE = 2
+"""Generated graphs kept for reuse by :func:`build_adjacency`."""
+
+_GRAPH_CACHE: OrderedDict[tuple[object, ...], sparse.csr_matrix] = OrderedDict()
 
 
 @GRAPH_GENERATORS.register("watts_strogatz")
@@ -62,19 +69,103 @@ def build_adjacency(
         Source of the generator's seed.
     recipient_ids
         Ids in population order; needed to read an edge list.
+
+    Notes
+    -----
+    A generated graph is cached by generator, parameters, size and seed (the last
+    :data:`GRAPH_CACHE_SIZE` graphs), because every environment of a run rebuilds the same
+    graph; the returned matrix may therefore be shared and must not be modified.
     """
     if config.file is not None:
         return read_edge_list(config.file, recipient_ids)
     generator = GRAPH_GENERATORS.get(config.generator)
-    graph = generator(n, config.params, int(rng.integers(2**31 - 1)))
-    return nx.to_scipy_sparse_array(graph, nodelist=range(n), dtype=np.float32, format="csr")
+    seed = int(rng.integers(2**31 - 1))
+    key = (config.generator, tuple(sorted(config.params.items())), int(n), seed)
+    if key in _GRAPH_CACHE:
+        _GRAPH_CACHE.move_to_end(key)
+        return _GRAPH_CACHE[key]
+    adjacency = graph_to_adjacency(generator(n, config.params, seed), n)
+    _GRAPH_CACHE[key] = adjacency
+    while len(_GRAPH_CACHE) > GRAPH_CACHE_SIZE:
+        _GRAPH_CACHE.popitem(last=False)
+    return adjacency
+
+
+def graph_to_adjacency(graph: nx.Graph, n: int) -> sparse.csr_matrix:
+    """Convert a graph on nodes ``0..n-1`` to a float32 CSR adjacency (edge weights kept).
+
+    Equal to ``nx.to_scipy_sparse_array(graph, nodelist=range(n))``, but reads networkx's
+    adjacency dictionaries straight into the CSR arrays (several times faster on
+    million-node graphs) and stores int32 indices. Multigraphs and graphs with other node
+    labels go through ``nx.to_scipy_sparse_array``.
+    """
+    labels = _integer_labels(graph, n)
+    if labels is None or graph.is_multigraph():
+        matrix = nx.to_scipy_sparse_array(graph, nodelist=range(n), dtype=np.float32,
+                                          format="csr")
+        return sparse.csr_matrix(matrix)
+    neighbours = [nbrs for _, nbrs in graph.adjacency()]  # in node order, labels[i]'s row
+    degree = np.fromiter(map(len, neighbours), dtype=np.int64, count=n)
+    nnz = int(degree.sum())
+    index_type = np.int32 if max(n, nnz) < 2**31 else np.int64
+    indices = np.fromiter(chain.from_iterable(neighbours), dtype=index_type, count=nnz)
+    if any(map(bool, chain.from_iterable(d.values() for d in neighbours))):
+        data = np.fromiter((attrs.get("weight", 1.0) for d in neighbours for attrs in d.values()),
+                           dtype=np.float32, count=nnz)
+    else:
+        data = np.ones(nnz, dtype=np.float32)
+    if np.array_equal(labels, np.arange(n)):
+        indptr = np.zeros(n + 1, dtype=index_type)
+        np.cumsum(degree, out=indptr[1:])
+        matrix = sparse.csr_matrix((data, indices, indptr), shape=(n, n))
+    else:
+        rows = np.repeat(labels, degree)
+        matrix = sparse.coo_matrix((data, (rows, indices)), shape=(n, n)).tocsr()
+    matrix.sort_indices()
+    return matrix
+
+
+def _integer_labels(graph: nx.Graph, n: int) -> np.ndarray | None:
+    """The node labels in graph order when they are exactly the integers ``0..n-1``."""
+    if graph.number_of_nodes() != n:
+        return None
+    try:
+        labels = np.fromiter(graph, dtype=np.int64, count=n)
+    except (TypeError, ValueError):
+        return None
+    if not np.array_equal(np.sort(labels), np.arange(n)):
+        return None
+    return labels
 
 
 def read_edge_list(path: Path, recipient_ids: Sequence[str] | None) -> sparse.csr_matrix:
     """Read a ``source,target`` CSV of recipient ids into a symmetric adjacency matrix."""
+    src, dst = edge_indices(path, recipient_ids)
+    assert recipient_ids is not None
+    n = len(recipient_ids)
+    rows = np.concatenate([src, dst])
+    cols = np.concatenate([dst, src])
+    matrix = sparse.coo_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
+    matrix = matrix.tocsr()
+    matrix.data[:] = 1.0  # duplicate edges count once
+    return matrix
+
+
+def edge_indices(path: Path, recipient_ids: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Map an edge list's ``source`` and ``target`` ids to positions in ``recipient_ids``.
+
+    Raises
+    ------
+    DataError
+        One line naming the file and the first row whose node is not a recipient (with an
+        example of a valid id), a missing column, or a file that is not a CSV.
+    """
     if recipient_ids is None:
         raise DataError(str(path), None, "an edge list needs recipient ids to match against")
-    edges = pd.read_csv(path, dtype=str)
+    try:
+        edges = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(str(path), None, f"not a readable CSV edge list ({exc})") from None
     missing = {"source", "target"} - set(edges.columns)
     if missing:
         raise DataError(str(path), f"column {sorted(missing)[0]!r}", "required column is missing")
@@ -85,11 +176,7 @@ def read_edge_list(path: Path, recipient_ids: Sequence[str] | None) -> sparse.cs
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         bad = edges["source"].iat[row] if pd.isna(src.iat[row]) else edges["target"].iat[row]
-        raise DataError(str(path), f"row {row + 1}", f"node {bad!r} is not a known recipient_id")
-    n = len(recipient_ids)
-    rows = np.concatenate([src.to_numpy(np.int64), dst.to_numpy(np.int64)])
-    cols = np.concatenate([dst.to_numpy(np.int64), src.to_numpy(np.int64)])
-    matrix = sparse.coo_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
-    matrix = matrix.tocsr()
-    matrix.data[:] = 1.0  # duplicate edges count once
-    return matrix
+        example = f" (ids look like {recipient_ids[0]!r})" if len(recipient_ids) else ""
+        raise DataError(str(path), f"row {row + 1}",
+                        f"node {bad!r} is not a known recipient_id{example}")
+    return src.to_numpy(np.int64), dst.to_numpy(np.int64)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from personasim.covariates import CovariatePosterior, CovariateSpec
 from personasim.errors import DataError
 from personasim.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, Diagnostics, Posterior
 
@@ -72,16 +73,29 @@ DIAGNOSTICS_FILE = "posterior_diagnostics.json"
 def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) -> None:
     """Write ``posterior.npz``, ``posterior_summary.csv`` and ``posterior_diagnostics.json``.
 
+    A :class:`~personasim.covariates.CovariatePosterior` also stores its cell logits,
+    covariate slopes and covariate standardization in ``posterior.npz``.
+
     The summary has ``persona_id, campaign_id, mean, p_low, p_high, sd`` with an
     equal-tailed interval at ``level``. Non-finite diagnostics are written as ``null``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, np.ndarray] = {}
+    if isinstance(posterior, CovariatePosterior):
+        extra = {
+            "eta": posterior.eta.astype(np.float32),
+            "gamma": posterior.gamma.astype(np.float32),
+            "covariate_names": np.asarray(posterior.spec.names, dtype=str),
+            "covariate_means": np.asarray(posterior.spec.means, dtype=np.float64),
+            "covariate_stds": np.asarray(posterior.spec.stds, dtype=np.float64),
+        }
     np.savez_compressed(
         directory / POSTERIOR_FILE,
         draws=posterior.draws.astype(np.float32),
         persona_ids=np.asarray(posterior.persona_ids, dtype=str),
         campaign_ids=np.asarray(posterior.campaign_ids, dtype=str),
+        **extra,
     )
     summary = posterior_table(posterior, None, level)[
         [PERSONA_ID, CAMPAIGN_ID, "mean", "p_low", "p_high"]
@@ -113,6 +127,15 @@ def load_posterior(directory: Path) -> Posterior:
             draws = data["draws"].astype(np.float32)
             persona_ids = tuple(str(x) for x in data["persona_ids"])
             campaign_ids = tuple(str(x) for x in data["campaign_ids"])
+            covariates = None
+            if "eta" in data.files:
+                spec = CovariateSpec(
+                    tuple(str(x) for x in data["covariate_names"]),
+                    tuple(float(x) for x in data["covariate_means"]),
+                    tuple(float(x) for x in data["covariate_stds"]),
+                )
+                covariates = (data["eta"].astype(np.float32), data["gamma"].astype(np.float32),
+                              spec)
         record = json.loads(diag_path.read_text(encoding="utf-8"))
         diagnostics = Diagnostics(
             sampler=str(record["sampler"]),
@@ -126,6 +149,13 @@ def load_posterior(directory: Path) -> Posterior:
         raise DataError(str(directory), None, f"not a saved posterior ({exc})") from None
     if draws.ndim != 3 or draws.shape[1:] != (len(persona_ids), len(campaign_ids)):
         raise DataError(str(npz_path), "draws", "shape does not match the persona/campaign ids")
+    if covariates is not None:
+        eta, gamma, spec = covariates
+        if eta.shape != draws.shape or gamma.shape != (draws.shape[0], draws.shape[2],
+                                                       len(spec.names)):
+            raise DataError(str(npz_path), "eta", "covariate draws do not match the draws")
+        return CovariatePosterior(persona_ids, campaign_ids, draws, diagnostics, eta, gamma,
+                                  spec)
     return Posterior(persona_ids, campaign_ids, draws, diagnostics)
 
 

@@ -1,7 +1,10 @@
 """Per-recipient campaign ranking from the posterior response probabilities.
 
 Each recipient's response-probability draws for campaign ``k`` are the membership-weighted
-mixture of the persona draws, ``P_i[s, k] = sum_j membership[i, j] * draws[s, j, k]``. The
+mixture of the persona draws, ``P_i[s, k] = sum_j membership[i, j] * draws[s, j, k]``. When
+the posterior has recipient-covariate slopes (a
+:class:`~personasim.covariates.CovariatePosterior`) and the recipients have those columns,
+each persona term is the recipient's own rate, ``sigmoid(eta[s, j, k] + x_i . gamma[s, k])``. The
 priority of sending ``k`` is its expected incremental value minus its cost: with a control
 campaign, ``(P(resp | k) - P(resp | control)) * value_k - cost_k``; without one,
 ``P(resp | k) * value_k - cost_k``. Statistics are computed per draw and then summarised.
@@ -57,6 +60,9 @@ class _Prepared:
     ids: tuple[str, ...]  # sendable campaign ids, ascending
     value: np.ndarray  # (n_sendable,) float64
     cost: np.ndarray  # (n_sendable,) float64
+    # with recipient covariates: cell logits instead of rates in draws/control, and slopes
+    gamma: np.ndarray | None = None  # (n_sendable, n_draws, n_covariates) float64
+    control_gamma: np.ndarray | None = None  # (n_draws, n_covariates) float64
 
 
 def _index_of(wanted: tuple[str, ...] | list[str], known: tuple[str, ...], what: str) -> np.ndarray:
@@ -119,12 +125,19 @@ def _prepare(
     c_idx = _index_of([c.id for c in sendable], posterior.campaign_ids, "campaign")
     s_idx = draw_subset(posterior.draws.shape[0], max_draws)
 
-    sub = np.asarray(posterior.draws, dtype=np.float64)[s_idx][:, p_idx]  # (S, J, C_all)
+    covariate = _uses_covariates(audience, posterior)
+    source = posterior.eta if covariate else posterior.draws  # type: ignore[attr-defined]
+    sub = np.asarray(source, dtype=np.float64)[s_idx][:, p_idx]  # (S, J, C_all)
     draws = np.ascontiguousarray(sub[:, :, c_idx].transpose(2, 1, 0))  # (K, J, S)
-    control = None
+    control = gamma = control_gamma = None
+    if covariate:
+        slopes = np.asarray(posterior.gamma, dtype=np.float64)[s_idx]  # type: ignore[attr-defined]
+        gamma = np.ascontiguousarray(slopes[:, c_idx].transpose(1, 0, 2))  # (K, S, D)
     if controls:
         k0 = _index_of([controls[0].id], posterior.campaign_ids, "campaign")[0]
         control = np.ascontiguousarray(sub[:, :, k0].T)  # (J, S)
+        if covariate:
+            control_gamma = np.ascontiguousarray(slopes[:, k0])  # (S, D)
     logger.debug(
         "prioritizing %d recipients x %d campaigns over %d draws (control: %s)",
         n,
@@ -138,7 +151,40 @@ def _prepare(
         ids=tuple(c.id for c in sendable),
         value=np.array([c.value for c in sendable], dtype=np.float64),
         cost=np.array([c.cost for c in sendable], dtype=np.float64),
+        gamma=gamma,
+        control_gamma=control_gamma,
     )
+
+
+def _uses_covariates(audience: Audience, posterior: Posterior) -> bool:
+    """True when the posterior has covariate slopes and the audience has their columns."""
+    spec = getattr(posterior, "spec", None)
+    if spec is None or not spec.names:
+        return False
+    missing = [n for n in spec.names if n not in audience.recipients.columns]
+    if missing:
+        logger.info("recipients lack covariate column(s) %s: ranking by persona rates only",
+                    ", ".join(missing))
+        return False
+    return True
+
+
+def _mixture(
+    weights: np.ndarray, rates: np.ndarray, gamma: np.ndarray | None, x: np.ndarray | None
+) -> np.ndarray:
+    """Each recipient's response-probability draws, ``(n, S)``.
+
+    Without covariates ``rates`` holds persona rates ``(J, S)`` and the result is their
+    membership-weighted mixture; with them, ``rates`` holds cell logits and each persona's
+    term is ``sigmoid(logit + x . gamma)`` before mixing.
+    """
+    if gamma is None or x is None:
+        return weights @ rates
+    shift = x @ gamma.T  # (n, S)
+    out = np.zeros_like(shift)
+    for j in np.flatnonzero(weights.max(axis=0) > 0):
+        out += weights[:, j : j + 1] / (1.0 + np.exp(-(rates[j][None, :] + shift)))
+    return out
 
 
 def equal_tailed(
@@ -181,15 +227,19 @@ def _round(values: np.ndarray) -> np.ndarray:
 
 
 def _chunk_stats(
-    membership: np.ndarray, prep: _Prepared, level: float
+    membership: np.ndarray, prep: _Prepared, level: float, x: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Summary statistics for one chunk of recipients, each ``(n_chunk, n_sendable)``."""
     weights = membership.astype(np.float64, copy=False)
     n_chunk, n_k = weights.shape[0], len(prep.ids)
     stats = {name: np.empty((n_chunk, n_k), dtype=np.float64) for name in _FLOAT_COLUMNS}
-    p_control = weights @ prep.control if prep.control is not None else None  # (n, S)
+    p_control = (
+        _mixture(weights, prep.control, prep.control_gamma, x)
+        if prep.control is not None else None
+    )  # (n, S)
     for k in range(n_k):
-        p = weights @ prep.draws[k]  # (n, S)
+        p = _mixture(weights, prep.draws[k], None if prep.gamma is None else prep.gamma[k],
+                     x)  # (n, S)
         p_mean = p.mean(axis=1)
         if p_control is not None:
             diff = p - p_control
@@ -295,9 +345,14 @@ def prioritize(
     out = {name: np.empty(n * n_keep, dtype=np.float64) for name in _FLOAT_COLUMNS}
     camp_pos = np.empty(n * n_keep, dtype=np.intp)
     membership = audience.membership
+    covariates = None
+    if prep.gamma is not None:
+        covariates = posterior.spec.transform(recipients)  # type: ignore[attr-defined]
+        chunk_size = min(chunk_size, 2_000)  # (n, draws) per persona term: bound the memory
     for start in range(0, n, chunk_size):
         rows = order[start : start + chunk_size]
-        stats = _chunk_stats(membership[rows], prep, config.credible_interval)
+        stats = _chunk_stats(membership[rows], prep, config.credible_interval,
+                             None if covariates is None else covariates[rows])
         # Campaigns are in ascending id order, so a stable sort breaks ties by id.
         ranked = np.argsort(-stats["priority"], axis=1, kind="stable")[:, :n_keep]
         span = slice(start * n_keep, (start + len(rows)) * n_keep)

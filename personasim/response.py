@@ -91,14 +91,21 @@ class LogisticResponse:
             k = int(assignment)
             if k < 0 or k == campaigns.control_index:
                 return traits.organic.copy()
-            z = traits.base_logit[:, k] + (
-                campaigns.discount[k] * context.price_multiplier[k] * traits.price_sensitivity
-                + context.logit_shift[k]
+            # in place on two float32 buffers: no other per-recipient temporaries
+            z = np.multiply(
+                traits.price_sensitivity,
+                np.float32(campaigns.discount[k] * context.price_multiplier[k]),
             )
-            z -= context.fatigue_weight * fatigue
-            if context.influence is not None:
-                z += context.influence_weight * traits.susceptibility * context.influence
-            return traits.organic + (1 - traits.organic) * sigmoid(z)
+            z += traits.base_logit[:, k]
+            z += np.float32(context.logit_shift[k])
+            work = np.empty_like(z)
+            if context.fatigue_weight:
+                z -= np.multiply(fatigue, np.float32(context.fatigue_weight), out=work)
+            if context.influence is not None and context.influence_weight:
+                np.multiply(traits.susceptibility, context.influence, out=work)
+                work *= np.float32(context.influence_weight)
+                z += work
+            return _mix(traits.organic, z, work)
         assignment = np.asarray(assignment)
         p = traits.organic.copy()
         sent = np.flatnonzero(_sent_mask(assignment, campaigns.control_index))
@@ -114,6 +121,18 @@ class LogisticResponse:
             z += context.influence_weight * traits.susceptibility[sent] * context.influence[sent]
         p[sent] += (1 - p[sent]) * sigmoid(z)
         return p
+
+
+def _mix(organic: np.ndarray, z: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``organic + (1 - organic) * sigmoid(z)``, computed in place in ``z`` (float32)."""
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += np.float32(1.0)
+    np.reciprocal(z, out=z)  # sigmoid of the original z
+    np.multiply(organic, z, out=work)
+    z -= work
+    z += organic
+    return z
 
 
 @RESPONSE_MODELS.register("static")

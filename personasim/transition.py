@@ -30,33 +30,63 @@ def update_fatigue(
         if exposed:
             fatigue += np.float32(multiplier) * fatigue_rate
         return
-    fatigue += np.float32(multiplier) * fatigue_rate * exposed
+    gain = np.multiply(fatigue_rate, exposed, dtype=np.float32)
+    if multiplier != 1.0:
+        gain *= np.float32(multiplier)
+    fatigue += gain
 
 
 class InfluenceOperator:
     """Share of each recipient's neighbours who responded, as one sparse product.
 
+    The adjacency is kept as given (no normalized copy): the share is
+    ``inverse_degree * (adjacency @ responded)``, so a graph shared by many episodes is
+    stored once.
+
     Parameters
     ----------
     adjacency
-        ``(n, n)`` sparse adjacency over recipients in population order.
+        ``(n, n)`` sparse adjacency over recipients in population order (edge weights allowed).
     """
 
-    def __init__(self, adjacency: sparse.spmatrix) -> None:
-        adjacency = sparse.csr_matrix(adjacency, dtype=np.float32)
-        degree = np.asarray(adjacency.sum(axis=1)).ravel()
-        inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0)
-        self.matrix = (sparse.diags(inverse.astype(np.float32)) @ adjacency).tocsr()
-        self.n = adjacency.shape[0]
+    def __init__(self, adjacency: sparse.spmatrix | sparse.sparray) -> None:
+        self.adjacency = sparse.csr_matrix(adjacency, dtype=np.float32)  # no copy if CSR float32
+        degree = np.asarray(self.adjacency.sum(axis=1), dtype=np.float32).ravel()
+        self.inverse_degree = np.divide(
+            np.float32(1.0), degree, out=np.zeros_like(degree), where=degree > 0
+        )
+        self.n = int(self.adjacency.shape[0])
+        self._responded = np.zeros(self.n, dtype=np.float32)
+
+    @property
+    def matrix(self) -> sparse.csr_matrix:
+        """The row-normalized adjacency (built on demand; the product does not need it)."""
+        return (sparse.diags(self.inverse_degree) @ self.adjacency).tocsr()
 
     def neighbour_share(self, responded: np.ndarray) -> np.ndarray:
         """Return ``(n,)`` float32: the mean of ``responded`` over each recipient's neighbours."""
-        return (self.matrix @ responded.astype(np.float32, copy=False)).astype(np.float32)
+        np.copyto(self._responded, responded, casting="unsafe")
+        share = np.asarray(self.adjacency @ self._responded, dtype=np.float32)
+        share *= self.inverse_degree
+        return share
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Recipient ``i``'s neighbours and their normalized weights (they sum to 1)."""
+        start, stop = self.adjacency.indptr[i], self.adjacency.indptr[i + 1]
+        weights = self.adjacency.data[start:stop] * self.inverse_degree[i]
+        return self.adjacency.indices[start:stop], weights
 
     @property
     def n_edges(self) -> int:
         """Number of stored (directed) edges."""
-        return int(self.matrix.nnz)
+        return int(self.adjacency.nnz)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the graph arrays and the operator's buffers."""
+        a = self.adjacency
+        return int(a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+                   + self.inverse_degree.nbytes + self._responded.nbytes)
 
 
 class EventCalendar:
@@ -73,13 +103,22 @@ class EventCalendar:
     def __init__(self, events: Sequence[EventConfig], channels: Sequence[str]) -> None:
         self.events = list(events)
         self.channels = list(channels)
+        self._cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, float]] = {}
 
     def effects(self, week: int, persona_id: str) -> tuple[np.ndarray, np.ndarray, float]:
         """Return ``(logit_shift, price_multiplier, fatigue_multiplier)`` for ``week``.
 
-        The first two are ``(n_campaigns,)`` float32; effects of overlapping events add
-        (shifts) or multiply (multipliers).
+        The first two are read-only ``(n_campaigns,)`` float32; effects of overlapping events
+        add (shifts) or multiply (multipliers). Results are cached per week and persona, so
+        asking once per recipient costs a dictionary look-up.
         """
+        key = (int(week), persona_id)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._resolve(*key)
+        return cached
+
+    def _resolve(self, week: int, persona_id: str) -> tuple[np.ndarray, np.ndarray, float]:
         n = len(self.channels)
         shift = np.zeros(n, dtype=np.float32)
         price = np.ones(n, dtype=np.float32)
@@ -95,6 +134,8 @@ class EventCalendar:
             shift[mask] += event.propensity_shift
             price[mask] *= event.price_sensitivity_multiplier
             fatigue *= event.fatigue_multiplier
+        shift.setflags(write=False)
+        price.setflags(write=False)
         return shift, price, fatigue
 
     def active(self, week: int) -> list[str]:

@@ -147,12 +147,13 @@ def test_terminated_when_budget_spent_before_horizon() -> None:
     assert obs.reshape(2, 4)[:, 2] == pytest.approx(0.0, abs=1e-3)
 
 
-def test_truncated_at_horizon_without_budget() -> None:
+def test_horizon_is_terminal_not_truncated() -> None:
+    # the season's end is part of the task (time_left is observed): no bootstrapping past it
     env = make_env()
     env.reset(seed=0)
     flags = [env.step(np.array([1, 2]))[2:4] for _ in range(HORIZON)]
     assert flags[:-1] == [(False, False)] * (HORIZON - 1)
-    assert flags[-1] == (False, True)
+    assert flags[-1] == (True, False)
 
 
 def test_reward_is_value_minus_cost_scaled() -> None:

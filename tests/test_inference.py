@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim import inference
 from personasim.config import InferenceConfig
 from personasim.errors import DataError
 from personasim.inference import (
@@ -127,26 +126,28 @@ def test_terrible_sampling_warns_and_is_deterministic(
 
 
 def test_sampler_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inference, "nutpie_available", lambda: False)
-    assert inference._resolve_sampler("auto") == "pymc"
-    assert inference._resolve_sampler("pymc") == "pymc"
+    from personasim import sampling
+
+    monkeypatch.setattr(sampling, "nutpie_available", lambda: False)
+    assert sampling.resolve_sampler("auto") == "pymc"
+    assert sampling.resolve_sampler("pymc") == "pymc"
     with pytest.raises(ImportError, match="nutpie"):
-        inference._resolve_sampler("nutpie")
-    monkeypatch.setattr(inference, "nutpie_available", lambda: True)
-    assert inference._resolve_sampler("auto") == "nutpie"
+        sampling.resolve_sampler("nutpie")
+    monkeypatch.setattr(sampling, "nutpie_available", lambda: True)
+    assert sampling.resolve_sampler("auto") == "nutpie"
 
 
-def test_prior_mean_sets_offset_and_center() -> None:
+def test_prior_mean_sets_the_prior_logit() -> None:
+    from personasim.bayes_model import grid_inputs
+
     counts = _simulated(TRUE_RATES, 100, seed=1)
-    data = inference.model_data(counts, prior_mean=TRUE_RATES)
-    np.testing.assert_allclose(data["prior_center"] + data["offset"], _logit(TRUE_RATES))
-    assert data["offset"].mean() == pytest.approx(0.0, abs=1e-12)
-    pooled = inference.model_data(counts)
-    assert not pooled["offset"].any()
+    informed = grid_inputs(counts, prior_mean=TRUE_RATES)
+    np.testing.assert_allclose(informed.prior_logit, _logit(TRUE_RATES))
+    pooled = grid_inputs(counts)
     rate = (counts.responses.sum() + 0.5) / (counts.exposures.sum() + 1)
-    assert float(pooled["prior_center"]) == pytest.approx(float(_logit(rate)))
-    with pytest.raises(ValueError, match="shape"):
-        inference.model_data(counts, prior_mean=TRUE_RATES[:2])
+    np.testing.assert_allclose(pooled.prior_logit, float(_logit(rate)))
+    with pytest.raises(ValueError, match="prior_mean"):
+        grid_inputs(counts, prior_mean=TRUE_RATES[:2])
 
 
 def test_beta_binomial_matches_closed_form() -> None:
