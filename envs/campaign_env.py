@@ -235,17 +235,14 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         reward : float
             ``(value of responses - cost of sends) * reward_scale``.
         terminated : bool
-            True when the episode reached a terminal state of the MDP, after which no action
-            can earn anything, so value bootstrapping must stop: the season is over
-            (``week >= horizon``; the horizon is part of the task, and the observation's
-            ``time_left`` reaches 0), or a budget is set and what is left cannot pay for the
-            cheapest sendable campaign to a single recipient.
+            True when the task reached an end state: a budget is set and what is left cannot
+            pay for the cheapest sendable campaign to a single recipient.
         truncated : bool
-            Always False: the environment imposes no time limit outside the task. Treating
-            the horizon as truncation would let learners bootstrap past the season's end and
-            value, for example, budget left unspent in the last week as if it could still be
-            spent (this made PPO hoard the budget in ``configs/budget.yaml``). A
-            ``gymnasium.wrappers.TimeLimit`` shorter than the horizon still truncates.
+            True when the horizon (``simulation.horizon`` weeks) cut the episode off. For
+            training, :class:`SeasonEndWrapper` reports the horizon as terminal instead, so
+            learners do not bootstrap past the season's end (the observation's ``time_left``
+            reaches 0 there; bootstrapping made PPO value unspent budget as if it could still
+            be spent).
         info : dict
             ``reward_dollars`` (unscaled reward), ``cost``, ``value``, ``week``, and
             ``(n_personas,)`` arrays ``sends`` (recipients sent), ``responses`` (responders
@@ -260,8 +257,8 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         sends = outcome.assigned[:, sendable].sum(axis=1).astype(np.int64)
         responses = outcome.responses[:, sendable].sum(axis=1).astype(np.int64)
         reward_dollars = float(outcome.reward)
-        terminated = self._budget_exhausted() or self.model.week >= self.horizon
-        truncated = False
+        terminated = self._budget_exhausted()
+        truncated = not terminated and self.model.week >= self.horizon
         info: dict[str, Any] = {
             "reward_dollars": reward_dollars,
             "cost": float(outcome.cost),

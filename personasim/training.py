@@ -35,6 +35,7 @@ from personasim.checkpointing import (
 )
 from personasim.config import PolicyConfig
 from personasim.envs.campaign_env import MAX_FLAT_ACTIONS, FlatActionWrapper
+from personasim.envs.wrappers import SeasonEndWrapper
 from personasim.interrupts import StopFlag
 from personasim.registry import Registry
 
@@ -244,11 +245,10 @@ def torch_threads(n: int) -> Iterator[None]:
 def _make_env(
     env_factory: Callable[[], gym.Env[Any, Any]], flat: bool
 ) -> Callable[[], gym.Env[Any, Any]]:
-    if not flat:
-        return env_factory
-
     def build() -> gym.Env[Any, Any]:
-        env = env_factory()
+        env: gym.Env[Any, Any] = SeasonEndWrapper(env_factory())
+        if not flat:
+            return env
         if isinstance(env.action_space, spaces.MultiDiscrete):
             env = FlatActionWrapper(env)
         elif not isinstance(env.action_space, spaces.Discrete):

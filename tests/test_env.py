@@ -20,6 +20,7 @@ from personasim.config import (
 )
 from personasim.distributions import Beta, Constant
 from personasim.envs import ENV_ID, FATIGUE_OBS_MAX, CampaignEnv, FlatActionWrapper
+from personasim.envs.wrappers import SeasonEndWrapper
 from personasim.persona import Persona, PersonaTraits
 
 HORIZON = 6
@@ -147,12 +148,15 @@ def test_terminated_when_budget_spent_before_horizon() -> None:
     assert obs.reshape(2, 4)[:, 2] == pytest.approx(0.0, abs=1e-3)
 
 
-def test_horizon_is_terminal_not_truncated() -> None:
-    # the season's end is part of the task (time_left is observed): no bootstrapping past it
+def test_horizon_truncates_and_training_sees_it_as_terminal() -> None:
     env = make_env()
     env.reset(seed=0)
     flags = [env.step(np.array([1, 2]))[2:4] for _ in range(HORIZON)]
     assert flags[:-1] == [(False, False)] * (HORIZON - 1)
+    assert flags[-1] == (False, True)
+    wrapped = SeasonEndWrapper(make_env())
+    wrapped.reset(seed=0)
+    flags = [wrapped.step(np.array([1, 2]))[2:4] for _ in range(HORIZON)]
     assert flags[-1] == (True, False)
 
 
