@@ -49,7 +49,7 @@ from bayes_worlds import (  # noqa: E402
 )
 
 from personasim import sampling  # noqa: E402
-from personasim.bayes_model import grid_inputs  # noqa: E402
+from personasim.bayes_inputs import grid_inputs  # noqa: E402
 from personasim.bayes_stage import infer_stage  # noqa: E402
 from personasim.config import InferenceConfig, PrioritizationConfig  # noqa: E402
 from personasim.distributions import Beta, Constant  # noqa: E402
@@ -60,7 +60,7 @@ from personasim.profiles import PersonaProfiles  # noqa: E402
 from personasim.types import ABCounts, ABResults, Audience  # noqa: E402
 
 SPARSE, DENSE = 50, 1000
-N_PERSONAS_TARGETING = int(__import__("os").environ.get("NPT", "5"))
+N_PERSONAS_TARGETING = 5  #: k-means personas in the targeting worlds
 
 
 def emit(record: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,13 @@ from personasim.agents.model import ENGINES
 from personasim.audience import persona_profiles
 from personasim.campaign import Campaign
 from personasim.config import EventConfig, ExperimentConfig
-from personasim.data import load_ab_results, load_campaigns, load_events, load_recipients
+from personasim.data import (
+    load_ab_counts,
+    load_ab_results,
+    load_campaigns,
+    load_events,
+    load_recipients,
+)
 from personasim.errors import ConfigError, DataError
 from personasim.experiments.preflight import preflight
 from personasim.network import GRAPH_GENERATORS
@@ -49,6 +55,9 @@ class Inputs:
     holdout
         Held-out customers' A/B rows (with ``persona_id``) for offline evaluation, or
         ``None`` (set when a ``dataset`` holds customers out).
+    ab_counts
+        Validated aggregated A/B counts (``segment, campaign_id, exposures, responses``,
+        segments are persona ids) from ``data.ab_counts``, or ``None``.
     """
 
     personas: list[Persona]
@@ -58,6 +67,7 @@ class Inputs:
     ab_table: pd.DataFrame | None
     profiles: PersonaProfiles
     holdout: pd.DataFrame | None = None
+    ab_counts: pd.DataFrame | None = None
 
 
 def check_registered_names(config: ExperimentConfig, source: str) -> None:
@@ -118,12 +128,17 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     if data.ab_results is not None:
         known = set(recipients[RECIPIENT_ID]) if recipients is not None else None
         ab_table = load_ab_results(data.ab_results, {c.id for c in campaigns}, known)
-    if config.ab_test.source == "file" and ab_table is None:
-        raise ConfigError(source, "ab_test.source", "is 'file' but data.ab_results is not given")
+    if config.ab_test.source == "file" and ab_table is None and data.ab_counts is None:
+        raise ConfigError(source, "ab_test.source",
+                          "is 'file' but neither data.ab_results nor data.ab_counts is given")
+    if data.ab_counts is not None and (ab_table is not None or not config.personas):
+        raise ConfigError(source, "data.ab_counts", "needs personas listed in the config (its "
+                          "segments are persona ids) and no data.ab_results beside it")
 
     if recipients is None:
         personas = list(config.personas)
-        return Inputs(personas, campaigns, events, None, ab_table, persona_profiles(personas))
+        return _with_counts(config, Inputs(personas, campaigns, events, None, ab_table,
+                                           persona_profiles(personas)))
     if config.personas:
         personas, recipients = _assign_given_personas(config, recipients, str(data.recipients))
         labels = recipients[PERSONA_ID].map({p.id: i for i, p in enumerate(personas)})
@@ -131,7 +146,8 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
             recipients, labels.to_numpy(np.int64), [p.id for p in personas],
             config.synthesis.features,
         )
-        return Inputs(personas, campaigns, events, recipients, ab_table, profiles)
+        return _with_counts(config, Inputs(personas, campaigns, events, recipients, ab_table,
+                                           profiles))
     result = synthesize_personas(
         recipients, config.synthesis, np.random.default_rng(seed), ab_table, campaigns
     )
@@ -140,6 +156,15 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     logger.info("synthesized %d personas from %d recipients", len(result.personas),
                 len(recipients))
     return Inputs(result.personas, campaigns, events, recipients, ab_table, result.profiles)
+
+
+def _with_counts(config: ExperimentConfig, inputs: Inputs) -> Inputs:
+    """``inputs`` with the validated ``data.ab_counts`` table, when the config names one."""
+    if config.data.ab_counts is None:
+        return inputs
+    counts = load_ab_counts(config.data.ab_counts, [p.id for p in inputs.personas],
+                            [c.id for c in inputs.campaigns])
+    return replace(inputs, ab_counts=counts)
 
 
 def _assign_given_personas(

@@ -26,7 +26,7 @@ from personasim.bayes_plots import write_bayes_plots
 from personasim.bayes_stage import InferenceOutcome, infer_stage
 from personasim.calibration import calibrate_personas
 from personasim.config import ExperimentConfig
-from personasim.data import counts_to_ab, load_ab_counts
+from personasim.data import counts_to_ab
 from personasim.envs import CampaignEnv
 from personasim.evaluation import run_episode
 from personasim.experiments.heldout import (
@@ -208,9 +208,9 @@ def run_ab_test(config: ExperimentConfig, inputs: Inputs) -> ABResults:
     """Read the A/B results file, or randomize a test in the simulation."""
     persona_ids = tuple(p.id for p in inputs.personas)
     campaign_ids = tuple(c.id for c in inputs.campaigns)
-    if config.data.ab_counts is not None and config.ab_test.source != "simulate":
-        frame = load_ab_counts(config.data.ab_counts, persona_ids, campaign_ids)
-        return counts_to_ab(frame, persona_ids, campaign_ids, str(config.data.ab_counts))
+    if inputs.ab_counts is not None and config.ab_test.source != "simulate":
+        return counts_to_ab(inputs.ab_counts, persona_ids, campaign_ids,
+                            str(config.data.ab_counts))
     if inputs.ab_table is not None and config.ab_test.source != "simulate":
         assert inputs.recipients is not None or config.personas
         if inputs.recipients is None:

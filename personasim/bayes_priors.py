@@ -135,7 +135,7 @@ def campaign_features(campaigns: list[Campaign]) -> tuple[np.ndarray, tuple[str,
     Columns: ``discount``, an indicator per channel but the first (alphabetically) of the
     sendable campaigns, then every other numeric feature found in any campaign (missing =
     0). The model keeps a linearly independent subset (see
-    :func:`~personasim.bayes_model.standardize_features`). They let a campaign with no A/B
+    :func:`~personasim.bayes_inputs.standardize_features`). They let a campaign with no A/B
     data borrow from the campaigns it resembles.
     """
     arrays = CampaignArrays.from_campaigns(campaigns)

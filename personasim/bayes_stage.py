@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personasim.bayes_model import ModelInputs, grid_inputs
+from personasim.bayes_inputs import ModelInputs, grid_inputs
 from personasim.bayes_priors import PriorGrid, campaign_features, posterior_prior, trait_prior
 from personasim.campaign import Campaign
 from personasim.config import InferenceConfig

@@ -179,7 +179,10 @@ class InferenceConfig(_Strict):
     max_covariates: int = Field(4, ge=0, le=8, description="At most this many covariates kept.")
     covariate_bins: int = Field(5, ge=2, le=20, description="Quantile bins per covariate.")
     covariate_alpha: float = Field(
-        0.01, gt=0, lt=1, description="Keep a covariate whose score-test p-value is below this."
+        1.0, gt=0, le=1,
+        description="Keep a covariate whose score-test p-value is at most this; the default 1 "
+        "keeps every candidate (up to max_covariates, most significant first) and lets the "
+        "hierarchical slopes shrink weak ones.",
     )
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())
     prior_run: Path | None = Field(

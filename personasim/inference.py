@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from personasim.bayes_model import ModelInputs, grid_inputs
+from personasim.bayes_inputs import ModelInputs, grid_inputs
 from personasim.config import InferenceConfig
 from personasim.covariates import CovariatePosterior, CovariateSpec, persona_average
 from personasim.diagnostics import advi_diagnostics, diagnose, fallback_diagnostics
@@ -106,7 +106,7 @@ def fit_model(
     Parameters
     ----------
     inputs
-        Aggregated cells, priors and features (:mod:`personasim.bayes_model`).
+        Aggregated cells, priors and features (:mod:`personasim.bayes_inputs`).
     config
         Sampler settings and diagnostic thresholds.
     seed

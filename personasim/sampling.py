@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from personasim.bayes_model import ModelInputs, build_model, model_data
+from personasim.bayes_inputs import ModelInputs
+from personasim.bayes_model import build_model, model_data
 from personasim.config import InferenceConfig
 
 logger = logging.getLogger(__name__)

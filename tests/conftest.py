@@ -39,6 +39,16 @@ TINY_CONFIG = {
 }
 
 
+def one_line_error(result, *needles: str) -> str:  # noqa: ANN001 - a typer/click Result
+    """Assert a CLI result failed with exit code 2 and one line holding every needle."""
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
+    for needle in needles:
+        assert needle in text, text
+    return text
+
+
 def write_yaml(path: Path, payload: dict) -> Path:
     path.write_text(yaml.safe_dump(payload, sort_keys=False))
     return path
@@ -48,3 +58,17 @@ def write_yaml(path: Path, payload: dict) -> Path:
 def tiny_config_path(tmp_path: Path) -> Path:
     """A persona-mode config that runs end to end in seconds."""
     return write_yaml(tmp_path / "tiny.yaml", TINY_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of the tiny config (shared: several modules read it, none write)."""
+    from typer.testing import CliRunner
+
+    from personasim.cli import app
+
+    base = tmp_path_factory.mktemp("tiny")
+    config = write_yaml(base / "tiny.yaml", TINY_CONFIG)
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(base / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return base / "run"

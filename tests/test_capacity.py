@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, write_yaml
+from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
 from personasim.agents import CampaignModel
@@ -25,15 +25,6 @@ from personasim.experiments.preflight import preflight
 from personasim.network import build_adjacency
 
 runner = CliRunner()
-
-
-def one_line_error(result, *needles: str) -> str:  # noqa: ANN001
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert len(text.splitlines()) == 1 and "Traceback" not in text, text
-    for needle in needles:
-        assert needle in text, text
-    return text
 
 
 def tiny(**population: int) -> ExperimentConfig:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_CONFIG, write_yaml
+from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
 from personasim.cli import app
@@ -25,15 +25,6 @@ TINY_RUN_FILES = (
 
 def invoke(*args: str):  # noqa: ANN201
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("tiny")
-    config = write_yaml(base / "tiny.yaml", TINY_CONFIG)
-    result = invoke("run", config, "--out", base / "run", "--quiet")
-    assert result.exit_code == 0, result.output
-    return base / "run"
 
 
 def test_run_writes_a_complete_directory(tiny_run: Path) -> None:
@@ -80,15 +71,6 @@ def test_validate_checks_without_running(tiny_config_path: Path) -> None:
     assert result.exit_code == 0 and "2 personas" in result.output
 
 
-def _one_line_error(result, *needles: str) -> None:  # noqa: ANN001
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert len(text.splitlines()) == 1, text
-    assert "Traceback" not in text
-    for needle in needles:
-        assert needle in text, text
-
-
 @pytest.mark.parametrize(
     ("mutate", "needles"),
     [
@@ -104,7 +86,7 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, mutate, needles) -> No
     payload = copy.deepcopy(TINY_CONFIG)
     mutate(payload)
     config = write_yaml(tmp_path / "bad.yaml", payload)
-    _one_line_error(invoke("run", config, "--out", tmp_path / "run", "--quiet"), "bad.yaml",
+    one_line_error(invoke("run", config, "--out", tmp_path / "run", "--quiet"), "bad.yaml",
                     *needles)
     assert not (tmp_path / "run").exists()
     assert not list(tmp_path.glob(".run.partial-*"))
@@ -140,14 +122,14 @@ AB = "recipient_id,campaign_id,outcome\nr1,mail,1\nr2,none,0\nr3,mail,0\n"
 )
 def test_bad_data_file_exits_2_with_one_line(tmp_path: Path, files, needles) -> None:  # noqa: ANN001
     config = _data_mode(tmp_path, *files)
-    _one_line_error(invoke("validate", config), *needles)
-    _one_line_error(invoke("run", config, "--out", tmp_path / "run", "--quiet"), *needles)
+    one_line_error(invoke("validate", config), *needles)
+    one_line_error(invoke("run", config, "--out", tmp_path / "run", "--quiet"), *needles)
     assert not (tmp_path / "run").exists()
 
 
 def test_existing_run_directory_is_not_overwritten(tiny_run: Path, tiny_config_path: Path) -> None:
     result = invoke("run", tiny_config_path, "--out", tiny_run, "--quiet")
-    _one_line_error(result, "already exists")
+    one_line_error(result, "already exists")
 
 
 def test_one_line_errors_have_no_ansi_wrapping(tmp_path: Path) -> None:
@@ -155,5 +137,5 @@ def test_one_line_errors_have_no_ansi_wrapping(tmp_path: Path) -> None:
     payload["campaigns"][0]["cost"] = "a very long invalid value " * 8
     config = write_yaml(tmp_path / "bad.yaml", payload)
     result = invoke("validate", config)
-    _one_line_error(result, "campaigns.0.cost")
+    one_line_error(result, "campaigns.0.cost")
     assert not re.search(r"\x1b\[", result.output)

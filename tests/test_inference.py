@@ -138,7 +138,7 @@ def test_sampler_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_prior_mean_sets_the_prior_logit() -> None:
-    from personasim.bayes_model import grid_inputs
+    from personasim.bayes_inputs import grid_inputs
 
     counts = _simulated(TRUE_RATES, 100, seed=1)
     informed = grid_inputs(counts, prior_mean=TRUE_RATES)
