@@ -182,12 +182,13 @@ def test_interrupted_run_resumes_without_redoing_anything(
                   "inference.chains=1"]
     config = load_config(tiny_config_path, overrides)
     out = tmp_path / "run"
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs in background
     with pytest.raises(RunInterrupted) as info:
         runner.run_experiment(config, out, reporter=_SignalDuringTraining(at=200))
     assert info.value.exit_code == 130
     assert info.value.resume_dir == interrupted_path(out)  # type: ignore[attr-defined]
     assert not out.exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
 
     summary = runner.resume_experiment(out)
     assert inferred == [1]  # the Bayesian update ran once
