@@ -13,15 +13,16 @@
    world fitted with the compiled model (``fit_seconds_50x20``, warm, sampling included).
 3. **Targeting worlds** (``--target-worlds``, default 10; ``bayes_worlds.targeting_world``):
    response depends on recipient attributes in ways the k-means personas do not capture. The
-   run's Bayesian stage (``personasim.bayes_stage.infer_stage``: covariates selected by score
-   test, binned cells, hierarchical fit) feeds ``prioritize`` (soft membership + covariates);
-   each of 20,000 fresh recipients gets its top campaign if its priority is positive. A
+   run's Bayesian stage (``personasim.bayes_stage.infer_stage``: covariates ranked by score
+   test, all four kept by default, binned cells, hierarchical fit) feeds ``prioritize``
+   (soft membership + covariates); each of 20,000 fresh recipients gets its top campaign if
+   its priority is positive. A
    per-campaign scikit-learn logistic-regression T-learner gets the same A/B data and rule.
    Values are true incremental value net of cost; ``captured`` = (ours - random) / (oracle -
    random), summed over worlds, where random sends each recipient a random campaign and the
    oracle knows the true probabilities.
 
-Prints one JSON object per line; the last line holds the headline numbers. About 10 minutes
+Prints one JSON object per line; the last line holds the headline numbers. About 15 minutes
 on 2 cores. Usage: ``python benchmarks/bench_bayes.py [--worlds N] [--target-worlds N]``.
 """
 
