@@ -129,14 +129,22 @@ def targeting_world(rng: np.random.Generator, n_ab: int = 4000,
                           _true_probability(population, params), ATTRIBUTES)
 
 
+def net_of(campaigns: list[Campaign], probability: np.ndarray) -> np.ndarray:
+    """Incremental value net of cost of each sendable campaign, ``(n, n_sendable)``.
+
+    ``probability`` is ``(n, n_campaigns)`` response probabilities in ``campaigns`` order.
+    """
+    control = next(i for i, c in enumerate(campaigns) if c.control)
+    sendable = [i for i, c in enumerate(campaigns) if not c.control]
+    value = np.array([campaigns[i].value for i in sendable])
+    cost = np.array([campaigns[i].cost for i in sendable])
+    uplift = probability[:, sendable] - probability[:, [control]]
+    return uplift * value[None, :] - cost[None, :]
+
+
 def net_values(world: TargetingWorld) -> np.ndarray:
     """True incremental value net of cost of each sendable campaign, ``(n, n_sendable)``."""
-    control = next(i for i, c in enumerate(world.campaigns) if c.control)
-    sendable = [i for i, c in enumerate(world.campaigns) if not c.control]
-    value = np.array([world.campaigns[i].value for i in sendable])
-    cost = np.array([world.campaigns[i].cost for i in sendable])
-    uplift = world.truth[:, sendable] - world.truth[:, [control]]
-    return uplift * value[None, :] - cost[None, :]
+    return net_of(world.campaigns, world.truth)
 
 
 def value_of(picks: np.ndarray, net: np.ndarray) -> float:

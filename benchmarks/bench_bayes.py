@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bayes_worlds import (  # noqa: E402
     PERSONA_FEATURES,
     grid_world,
+    net_of,
     net_values,
     targeting_world,
     value_of,
@@ -146,11 +147,7 @@ def _tlearner_picks(world: Any, x_ab: np.ndarray, x_pop: np.ndarray) -> np.ndarr
         model = LogisticRegression(max_iter=2000).fit(x_ab[rows],
                                                       world.ab_table["outcome"][rows])
         prob[:, k] = model.predict_proba(x_pop)[:, 1]
-    control = next(i for i, c in enumerate(world.campaigns) if c.control)
-    sendable = [i for i, c in enumerate(world.campaigns) if not c.control]
-    value = np.array([world.campaigns[i].value for i in sendable])
-    cost = np.array([world.campaigns[i].cost for i in sendable])
-    priority = (prob[:, sendable] - prob[:, [control]]) * value - cost
+    priority = net_of(world.campaigns, prob)
     best = priority.argmax(axis=1)
     return np.where(priority.max(axis=1) > 0, best, -1)
 

@@ -16,8 +16,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from personasim.campaign import Campaign
 from personasim.config import InferenceConfig
 from personasim.covariates import CovariateSpec, covariate_inputs, select_covariates
 from personasim.inference import ESTIMATORS, CovariateInfo, fit_model
+from personasim.log_filters import filtered_logger, warnings_to_info
 from personasim.persona import Persona
 from personasim.posterior_io import load_posterior
 from personasim.privacy import PrivacyReport, privacy_report, privatize
@@ -108,16 +108,19 @@ def _rmse(frame: pd.DataFrame) -> float:
 
 
 def build_prior(
-    config: InferenceConfig, personas: list[Persona], campaigns: list[Campaign]
+    config: InferenceConfig, personas: list[Persona], campaigns: list[Campaign],
+    traits: PriorGrid | None = None,
 ) -> PriorGrid:
     """The personas' trait prior, or the posterior of ``config.prior_run`` over it.
+
+    ``traits`` is ``trait_prior(personas, campaigns)`` when the caller already has it.
 
     Raises
     ------
     DataError
         ``config.prior_run`` does not hold a saved posterior.
     """
-    prior = trait_prior(personas, campaigns)
+    prior = trait_prior(personas, campaigns) if traits is None else traits
     if config.prior_run is None:
         return prior
     earlier = load_posterior(Path(config.prior_run))
@@ -161,7 +164,8 @@ def infer_stage(
     waves, simulate_wave
         Further simulated A/B waves for the convergence plot, and how to simulate one.
     """
-    prior = build_prior(config, personas, campaigns)
+    traits = trait_prior(personas, campaigns)  # also the simulation's truth for the waves
+    prior = build_prior(config, personas, campaigns, traits)
     features, names = campaign_features(campaigns)
     inputs = _grid(prior, ab.counts, features, names)
     info: CovariateInfo | None = None
@@ -198,7 +202,7 @@ def infer_stage(
     wave_table = None
     if waves > 0 and simulate_wave is not None:
         wave_table = run_waves(config, prior, features, names, counts, posterior, waves,
-                               simulate_wave, seed, trait_prior(personas, campaigns).mean)
+                               simulate_wave, seed, traits.mean)
     return InferenceOutcome(posterior, prior, counts, spec, inputs.feature_names, report,
                             wave_table)
 
@@ -218,8 +222,8 @@ def run_waves(
     """Refit after each further simulated A/B wave; one row per wave x cell.
 
     Wave 1 is the run's own test (its posterior is reused); wave ``w`` adds the counts of
-    ``simulate_wave(w - 1)``. Waves use half the configured draws (no recompilation: only
-    the data change).
+    ``simulate_wave(w - 1)``. Waves use half the configured draws; only the data change, so
+    nutpie reuses its compiled model (the PyMC sampler compiles each wave again).
     """
     light = config.model_copy(update={"draws": max(config.draws // 2, 100)})
     exposures, responses = first.exposures.copy(), first.responses.copy()
@@ -229,32 +233,15 @@ def run_waves(
         exposures = exposures + extra.exposures
         responses = responses + extra.responses
         counts = ABCounts(first.persona_ids, first.campaign_ids, exposures, responses)
-        with _diagnostics_at_info():  # the run's own fit is the one whose health is reported
+        # the run's own fit is the one whose health is reported: wave fits' sampler
+        # warnings go to INFO (they stay in the waves table)
+        with filtered_logger("personasim.diagnostics", warnings_to_info):
             fitted = _estimate(light, _grid(prior, counts, features, names), counts, prior,
                                seed + w, None)
         rows.append(_wave_rows(w, fitted, exposures, truth))
         logger.info("A/B wave %d: %d exposures, RMSE to truth %.4f", w, int(exposures.sum()),
                     _rmse(rows[-1]))
     return pd.concat(rows, ignore_index=True)
-
-
-class _WarningsToInfo(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING:
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
-
-
-@contextmanager
-def _diagnostics_at_info() -> Iterator[None]:
-    """Log sampler-diagnostic warnings at INFO (they stay in the waves table)."""
-    target = logging.getLogger("personasim.diagnostics")
-    demote = _WarningsToInfo()
-    target.addFilter(demote)
-    try:
-        yield
-    finally:
-        target.removeFilter(demote)
 
 
 def _wave_rows(wave: int, posterior: Posterior, exposures: np.ndarray,

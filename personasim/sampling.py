@@ -11,8 +11,7 @@ import importlib.util
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import numpy as np
 from personasim.bayes_inputs import ModelInputs
 from personasim.bayes_model import build_model, model_data
 from personasim.config import InferenceConfig
+from personasim.log_filters import below_error, filtered_logger
 
 logger = logging.getLogger(__name__)
 
@@ -59,28 +59,14 @@ def resolve_method(config: InferenceConfig, inputs: ModelInputs) -> str:
     return "advi" if inputs.exposures.size > config.advi_above_cells else "nuts"
 
 
-class _DropRewriteErrors(logging.Filter):
-    """Drop the error records pytensor logs when an optional graph rewrite gives up."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
-
-
-@contextmanager
-def _quiet_fusion_errors() -> Iterator[None]:
+def _quiet_fusion_errors() -> AbstractContextManager[None]:
     """Silence pytensor's non-fatal rewrite failures while compiling.
 
     pytensor 2.38's elementwise-fusion rewrite raises a ``KeyError`` on this model's
     likelihood; pytensor logs it at ERROR with a traceback and compiles the graph without
     that fusion (correct, slightly slower). Fatal compilation errors still raise.
     """
-    target = logging.getLogger("pytensor.graph.rewriting.basic")
-    drop = _DropRewriteErrors()
-    target.addFilter(drop)
-    try:
-        yield
-    finally:
-        target.removeFilter(drop)
+    return filtered_logger("pytensor.graph.rewriting.basic", below_error)
 
 
 def compiled_nutpie(inputs: ModelInputs) -> Any:

@@ -25,6 +25,7 @@ from personasim.cli import app
 from personasim.config import ExperimentConfig, InferenceConfig
 from personasim.data import load_ab_counts
 from personasim.errors import DataError
+from personasim.inference import ESTIMATORS
 from personasim.posterior_io import load_posterior
 from personasim.types import ABCounts, Diagnostics, Posterior
 
@@ -193,8 +194,6 @@ def test_waves_converge_on_the_truth(tmp_path: Path) -> None:
     prior = PriorGrid(PERSONAS[:2], CAMPAIGNS[:2], np.full((2, 2), 0.1), np.ones((2, 2)))
     config = InferenceConfig(estimator="beta_binomial", draws=500, chains=2)
     first = _grid_counts(TRUTH, 60, 0)
-    from personasim.inference import ESTIMATORS
-
     posterior = ESTIMATORS.get("beta_binomial")(first, config, 0, prior.mean)
     table = run_waves(config, prior, np.zeros((2, 0)), (), first, posterior, 5,
                       lambda w: _grid_counts(TRUTH, 600, w), 0, TRUTH)
@@ -208,7 +207,7 @@ def test_waves_converge_on_the_truth(tmp_path: Path) -> None:
     assert plot_waves(table, tmp_path / "waves.png").stat().st_size > 10_000
 
 
-def test_prior_from_an_earlier_run(tiny_run: Path, tiny_config_path: Path) -> None:
+def test_prior_from_an_earlier_run(tiny_run: Path) -> None:
     config = ExperimentConfig.model_validate(TINY_CONFIG)
     earlier = load_posterior(tiny_run)
     inference = config.inference.model_copy(update={"prior_run": tiny_run})
