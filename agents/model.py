@@ -10,13 +10,13 @@ import numpy as np
 from scipy import sparse
 
 from personasim.agents.persona_agent import PersonaAgent
-from personasim.campaign import Campaign, CampaignArrays
-from personasim.config import DynamicsConfig, EventConfig
-from personasim.persona import Persona
-from personasim.population import sample_cohort
-from personasim.registry import Registry
-from personasim.response import RESPONSE_MODELS
-from personasim.transition import EventCalendar, InfluenceOperator
+from personasim.behaviour.population import sample_cohort
+from personasim.behaviour.response import RESPONSE_MODELS
+from personasim.behaviour.transition import EventCalendar, InfluenceOperator
+from personasim.config.campaign import Campaign, CampaignArrays
+from personasim.config.persona import Persona
+from personasim.config.schema import DynamicsConfig, EventConfig
+from personasim.core.registry import Registry
 
 NO_SEND = -1
 """Action value meaning 'send nothing to this persona this week'."""

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import mesa
 import numpy as np
 
-from personasim.persona import Persona
-from personasim.population import CohortTraits
-from personasim.response import ResponseContext
-from personasim.transition import update_fatigue
+from personasim.behaviour.population import CohortTraits
+from personasim.behaviour.response import ResponseContext
+from personasim.behaviour.transition import update_fatigue
+from personasim.config.persona import Persona
 
 if TYPE_CHECKING:
     from personasim.agents.model import CampaignModel

@@ -3,7 +3,7 @@
 This is the textbook Mesa way to model an audience: every recipient is a
 :class:`RecipientAgent` with its own traits and state, and each week runs in stages over all
 agents (observe the neighbours, respond, transition). Every agent calls the *same* registered
-response model and :func:`~personasim.transition.update_fatigue` as the cohort engine, on its
+response model and :func:`~personasim.behaviour.transition.update_fatigue` as the cohort engine, on its
 own length-1 arrays, so the two engines simulate the same process. With the same seed they
 even draw the same traits and the same uniforms in the same order, so their histories agree
 recipient by recipient (up to float32 rounding); with different seeds they agree within
@@ -21,10 +21,10 @@ import mesa
 import numpy as np
 
 from personasim.agents.model import ENGINES, CampaignModel
-from personasim.persona import Persona
-from personasim.population import CohortTraits, sample_cohort
-from personasim.response import ResponseContext
-from personasim.transition import update_fatigue
+from personasim.behaviour.population import CohortTraits, sample_cohort
+from personasim.behaviour.response import ResponseContext
+from personasim.behaviour.transition import update_fatigue
+from personasim.config.persona import Persona
 
 
 class RecipientAgent(mesa.Agent):
@@ -141,7 +141,7 @@ class RecipientModel(CampaignModel):
 
     Same constructor, outcomes and data collection as
     :class:`~personasim.agents.model.CampaignModel`; traits are drawn by the same
-    :func:`~personasim.population.sample_cohort` calls, so one seed gives both engines the
+    :func:`~personasim.behaviour.population.sample_cohort` calls, so one seed gives both engines the
     same audience. Each week the agents run in three stages so that everyone reads last
     week's neighbour responses: ``observe``, ``respond``, ``transition``.
     """

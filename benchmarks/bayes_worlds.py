@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from personasim.campaign import Campaign
-from personasim.types import ABCounts
+from personasim.config.campaign import Campaign
+from personasim.core.types import ABCounts
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@
    world fitted with the compiled model (``fit_seconds_50x20``, warm, sampling included).
 3. **Targeting worlds** (``--target-worlds``, default 10; ``bayes_worlds.targeting_world``):
    response depends on recipient attributes in ways the k-means personas do not capture. The
-   run's Bayesian stage (``personasim.bayes_stage.infer_stage``: covariates ranked by score
+   run's Bayesian stage (``personasim.bayes.update.infer_stage``: covariates ranked by score
    test, all four kept by default, binned cells, hierarchical fit) feeds ``prioritize``
    (soft membership + covariates); each of 20,000 fresh recipients gets its top campaign if
    its priority is positive. A
@@ -50,16 +50,16 @@ from bayes_worlds import (  # noqa: E402
     value_of,
 )
 
-from personasim import sampling  # noqa: E402
-from personasim.bayes_inputs import grid_inputs  # noqa: E402
-from personasim.bayes_stage import infer_stage  # noqa: E402
-from personasim.config import InferenceConfig, PrioritizationConfig  # noqa: E402
-from personasim.distributions import Beta, Constant  # noqa: E402
-from personasim.inference import ESTIMATORS, fit_model  # noqa: E402
-from personasim.persona import Persona, PersonaTraits  # noqa: E402
-from personasim.prioritization import prioritize  # noqa: E402
-from personasim.profiles import PersonaProfiles  # noqa: E402
-from personasim.types import ABCounts, ABResults, Audience  # noqa: E402
+from personasim.audience.profiles import PersonaProfiles  # noqa: E402
+from personasim.bayes import sampling  # noqa: E402
+from personasim.bayes.cells import grid_inputs  # noqa: E402
+from personasim.bayes.estimators import ESTIMATORS, fit_model  # noqa: E402
+from personasim.bayes.update import infer_stage  # noqa: E402
+from personasim.config.distributions import Beta, Constant  # noqa: E402
+from personasim.config.persona import Persona, PersonaTraits  # noqa: E402
+from personasim.config.schema import InferenceConfig, PrioritizationConfig  # noqa: E402
+from personasim.core.types import ABCounts, ABResults, Audience  # noqa: E402
+from personasim.ranking.prioritization import prioritize  # noqa: E402
 
 SPARSE, DENSE = 50, 1000
 N_PERSONAS_TARGETING = 5  #: k-means personas in the targeting worlds

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from personasim.config import load_config
-from personasim.experiments.inputs import load_inputs
+from personasim.config.schema import load_config
 from personasim.experiments.runner import infer, run_ab_test
+from personasim.experiments.stages.inputs import load_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -47,8 +47,8 @@ def _status(key: str) -> int:
 
 
 def _setup(n: int) -> tuple[Any, list[int]]:
-    from personasim.config import load_config
-    from personasim.persona import cohort_sizes
+    from personasim.config.persona import cohort_sizes
+    from personasim.config.schema import load_config
 
     config = load_config(CONFIG, ["simulation.horizon=30"])
     return config, cohort_sizes(list(config.personas), n)
@@ -63,7 +63,7 @@ def worker_graph(n: int, k: int, out: str) -> dict[str, Any]:
     """Generate the graph with networkx (timed) and save it for the engine workers."""
     from scipy import sparse
 
-    from personasim.network import build_adjacency
+    from personasim.behaviour.network import build_adjacency
 
     config, _ = _setup(n)
     network = config.dynamics.influence.network.model_copy(update={"params": {"k": k, "p": 0.1}})
@@ -110,7 +110,7 @@ def worker_engine(engine: str, n: int, graph: str, steps: int) -> dict[str, Any]
               "recipient_steps_per_cpu_s": n / step_cpu,
               "peak_rss_bytes_per_recipient": (_status("VmHWM") - base) / n}
     if engine == "cohort":
-        from personasim.capacity import estimate_memory
+        from personasim.agents.capacity import estimate_memory
 
         result["state_bytes_per_recipient"] = model.state_nbytes / n
         result["estimated_state_bytes_per_recipient"] = estimate_memory(
@@ -121,7 +121,7 @@ def worker_engine(engine: str, n: int, graph: str, steps: int) -> dict[str, Any]
 def worker_edges(n: int, ks: list[int], steps: int) -> dict[str, Any]:
     """Cohort step time at a fixed population for graphs of increasing degree."""
     from personasim.agents import CampaignModel
-    from personasim.network import build_adjacency
+    from personasim.behaviour.network import build_adjacency
 
     config, sizes = _setup(n)
     edges, times, cpu_times = [], [], []
@@ -147,9 +147,9 @@ def worker_env(n: int, env_steps: int, ppo_steps: int) -> dict[str, Any]:
     """Gymnasium env steps per second and SB3 PPO frames per second at ``n`` recipients."""
     import gymnasium as gym
 
-    from personasim.config import load_config
+    from personasim.config.schema import load_config
     from personasim.envs import CampaignEnv
-    from personasim.training import train_policy
+    from personasim.policies.training import train_policy
 
     config = load_config(CONFIG, [f"population.size={n}",
                                   f"simulation.budget={4500 * n / 10_000}"])

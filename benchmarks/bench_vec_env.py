@@ -26,9 +26,9 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from personasim.config import load_config
+from personasim.config.schema import load_config
 from personasim.envs import CampaignEnv
-from personasim.experiments.inputs import load_inputs
+from personasim.experiments.stages.inputs import load_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "fatigue.yaml"

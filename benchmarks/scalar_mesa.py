@@ -16,11 +16,11 @@ import mesa
 import numpy as np
 from scipy import sparse
 
-from personasim.campaign import Campaign, CampaignArrays
-from personasim.config import DynamicsConfig, EventConfig
-from personasim.persona import Persona
-from personasim.population import sample_cohort
-from personasim.transition import EventCalendar, InfluenceOperator
+from personasim.behaviour.population import sample_cohort
+from personasim.behaviour.transition import EventCalendar, InfluenceOperator
+from personasim.config.campaign import Campaign, CampaignArrays
+from personasim.config.persona import Persona
+from personasim.config.schema import DynamicsConfig, EventConfig
 
 
 class ScalarRecipient(mesa.Agent):

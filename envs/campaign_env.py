@@ -18,10 +18,10 @@ from gymnasium import spaces
 from scipy import sparse
 
 from personasim.agents.model import ENGINES, NO_SEND, CampaignModel
-from personasim.campaign import Campaign, CampaignArrays
-from personasim.config import DynamicsConfig, EventConfig, ExperimentConfig, SimulationConfig
-from personasim.network import build_adjacency
-from personasim.persona import Persona, cohort_sizes
+from personasim.behaviour.network import build_adjacency
+from personasim.config.campaign import Campaign, CampaignArrays
+from personasim.config.persona import Persona, cohort_sizes
+from personasim.config.schema import DynamicsConfig, EventConfig, ExperimentConfig, SimulationConfig
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> CampaignEnv:
         """Build the environment from an experiment config.
 
-        Cohort sizes come from :func:`~personasim.persona.cohort_sizes` and the graph is
+        Cohort sizes come from :func:`~personasim.config.persona.cohort_sizes` and the graph is
         seeded with ``config.seed``.
         """
         return cls(

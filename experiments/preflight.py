@@ -1,7 +1,7 @@
 """Checks that run before anything is allocated: memory for the population, graph-file ids.
 
-Both fail with a one-line :class:`~personasim.errors.ConfigError` or
-:class:`~personasim.errors.DataError` (exit code 2 from the CLI) at the inputs stage, rather
+Both fail with a one-line :class:`~personasim.core.errors.ConfigError` or
+:class:`~personasim.core.errors.DataError` (exit code 2 from the CLI) at the inputs stage, rather
 than part-way through a run.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from personasim.capacity import check_capacity
-from personasim.config import ExperimentConfig
-from personasim.network import edge_indices
-from personasim.persona import cohort_sizes
+from personasim.agents.capacity import check_capacity
+from personasim.behaviour.network import edge_indices
+from personasim.config.persona import cohort_sizes
+from personasim.config.schema import ExperimentConfig
 
 logger = logging.getLogger(__name__)
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from personasim.audience import audience_from_recipients
-from personasim.campaign import Campaign
-from personasim.config import ExperimentConfig
-from personasim.data import load_recipients
-from personasim.errors import DataError
-from personasim.export import EXPORTERS
-from personasim.posterior_io import load_posterior
-from personasim.prioritization import prioritize
-from personasim.profiles import PersonaProfiles
+from personasim.audience.membership import audience_from_recipients
+from personasim.audience.profiles import PersonaProfiles
+from personasim.bayes.storage import load_posterior
+from personasim.config.campaign import Campaign
+from personasim.config.schema import ExperimentConfig
+from personasim.core.errors import DataError
+from personasim.data.files import load_recipients
+from personasim.outputs.writers import EXPORTERS
+from personasim.ranking.prioritization import prioritize
 
 RUN_FILES = ("config.yaml", "campaigns.yaml", "profiles.json", "posterior.npz")
 

@@ -19,28 +19,21 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from personasim.abtest import ab_results_from_file, simulate_ab_test
+from personasim.agents.abtest import ab_results_from_file, simulate_ab_test
+from personasim.agents.audience import simulated_audience
 from personasim.agents.model import ENGINES, CampaignModel
-from personasim.audience import audience_from_recipients, simulated_audience
-from personasim.bayes_plots import write_bayes_plots
-from personasim.bayes_stage import InferenceOutcome, infer_stage
-from personasim.calibration import calibrate_personas
-from personasim.config import ExperimentConfig
-from personasim.data import counts_to_ab
+from personasim.audience.membership import audience_from_recipients
+from personasim.bayes.calibration import calibrate_personas
+from personasim.bayes.storage import posterior_table, save_posterior
+from personasim.bayes.update import InferenceOutcome, infer_stage
+from personasim.config.persona import Persona, cohort_sizes
+from personasim.config.schema import ExperimentConfig
+from personasim.core.interrupts import StopFlag
+from personasim.core.types import PERSONA_ID, ABCounts, ABResults, Audience, Posterior
+from personasim.data.files import counts_to_ab
 from personasim.envs import CampaignEnv
-from personasim.evaluation import run_episode
-from personasim.experiments.heldout import (
-    evaluate_heldout,
-    write_heldout,
-    write_persona_report,
-)
-from personasim.experiments.inputs import Inputs, load_inputs
-from personasim.experiments.policy_stage import (
-    deployed_policy,
-    evaluate_stage,
-    write_policy_outputs,
-)
-from personasim.experiments.reporting import Reporter, SilentReporter
+from personasim.experiments.progress import Reporter, SilentReporter
+from personasim.experiments.resume import ResumableRunDirectory, RunSession, read_saved_run
 from personasim.experiments.run_dir import (
     StageTimer,
     command_line,
@@ -48,27 +41,35 @@ from personasim.experiments.run_dir import (
     package_versions,
     write_json,
 )
-from personasim.export import export_table
-from personasim.interrupts import StopFlag
-from personasim.persona import Persona, cohort_sizes
-from personasim.plots import (
+from personasim.experiments.stages.heldout import (
+    evaluate_heldout,
+    write_heldout,
+    write_persona_report,
+)
+from personasim.experiments.stages.inputs import Inputs, load_inputs
+from personasim.experiments.stages.policy import (
+    deployed_policy,
+    evaluate_stage,
+    write_policy_outputs,
+)
+from personasim.outputs.bayes_plots import write_bayes_plots
+from personasim.outputs.plots import (
     plot_learning_curve,
     plot_policy_comparison,
     plot_response_heatmap,
     plot_step_metrics,
 )
-from personasim.policies import Policy
-from personasim.posterior_io import posterior_table, save_posterior
-from personasim.prioritization import prioritize
-from personasim.protocol import (
+from personasim.outputs.writers import export_table
+from personasim.policies.baselines import Policy
+from personasim.policies.comparison import (
     ProtocolEvaluation,
     TrainedPolicies,
     check_algorithms,
     train_all,
 )
-from personasim.resume import ResumableRunDirectory, RunSession, read_saved_run
-from personasim.training import algorithm_names, torch_threads
-from personasim.types import PERSONA_ID, ABCounts, ABResults, Audience, Posterior
+from personasim.policies.rollouts import run_episode
+from personasim.policies.training import algorithm_names, torch_threads
+from personasim.ranking.prioritization import prioritize
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def run_experiment(
     """Run every stage and write ``run_dir`` (atomically: it appears only when complete).
 
     SIGINT/SIGTERM stop the run at a safe point and keep it as ``run_dir.interrupted``
-    (:class:`~personasim.interrupts.RunInterrupted` is raised); ``resume`` continues such a
-    folder, reusing its finished stages and training checkpoints (see :mod:`personasim.resume`).
+    (:class:`~personasim.core.interrupts.RunInterrupted` is raised); ``resume`` continues such a
+    folder, reusing its finished stages and training checkpoints (see :mod:`personasim.experiments.resume`).
     """
     reporter = reporter or SilentReporter()
     timer = StageTimer()
@@ -224,7 +225,7 @@ def run_ab_test(config: ExperimentConfig, inputs: Inputs) -> ABResults:
 
 
 def infer(config: ExperimentConfig, inputs: Inputs, ab: ABResults) -> InferenceOutcome:
-    """Posterior response rates (see :func:`personasim.bayes_stage.infer_stage`)."""
+    """Posterior response rates (see :func:`personasim.bayes.update.infer_stage`)."""
 
     def wave(i: int) -> ABCounts:
         model = build_model(config, inputs.personas, inputs, stage_seed(config.seed, f"wave-{i}"))

@@ -22,8 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from personasim.errors import PersonasimInputError
-from personasim.registry import UnknownNameError
+from personasim.core.errors import PersonasimInputError
+from personasim.core.registry import UnknownNameError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Test marketing campaigns on a simulated persona audience.")
@@ -85,7 +85,7 @@ def _setup_logging(verbose: bool) -> None:
 @contextmanager
 def _interruptions() -> Iterator[None]:
     """A run stopped by SIGINT/SIGTERM: say where it is kept, exit 128 + signal (130, 143)."""
-    from personasim.interrupts import RunInterrupted
+    from personasim.core.interrupts import RunInterrupted
 
     try:
         yield
@@ -124,8 +124,8 @@ def run(
     """
     _setup_logging(verbose)
     with _input_errors(), _interruptions():
-        from personasim.config import load_config
-        from personasim.errors import ConfigError
+        from personasim.config.schema import load_config
+        from personasim.core.errors import ConfigError
         from personasim.experiments.runner import resume_experiment, run_experiment
 
         if resume is not None:
@@ -176,8 +176,8 @@ def rank(
 
 def _prior_run(path: Path) -> Path:
     """The absolute folder of an earlier run whose posterior is the prior (checked)."""
-    from personasim.errors import DataError
-    from personasim.posterior_io import POSTERIOR_FILE
+    from personasim.bayes.storage import POSTERIOR_FILE
+    from personasim.core.errors import DataError
 
     if not (path / POSTERIOR_FILE).is_file():
         raise DataError(str(path), "--prior", f"not a finished run (no {POSTERIOR_FILE})")
@@ -192,8 +192,8 @@ def validate(
     """Check a config and its data files without running anything."""
     _setup_logging(False)
     with _input_errors():
-        from personasim.config import load_config
-        from personasim.experiments.inputs import load_inputs
+        from personasim.config.schema import load_config
+        from personasim.experiments.stages.inputs import load_inputs
 
         experiment = load_config(config, list(set_ or []))
         inputs = load_inputs(experiment, str(config), experiment.seed)

@@ -12,22 +12,22 @@ import pytest
 from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
-from personasim.bayes_plots import (
+from personasim.bayes.estimators import ESTIMATORS
+from personasim.bayes.priors import PriorGrid
+from personasim.bayes.storage import load_posterior
+from personasim.bayes.update import build_prior, run_waves
+from personasim.cli import app
+from personasim.config.schema import ExperimentConfig, InferenceConfig
+from personasim.core.errors import DataError
+from personasim.core.types import ABCounts, Diagnostics, Posterior
+from personasim.data.files import load_ab_counts
+from personasim.outputs.bayes_plots import (
     PPC_COLUMNS,
     plot_ppc,
     plot_waves,
     posterior_predictive,
     ppc_coverage,
 )
-from personasim.bayes_priors import PriorGrid
-from personasim.bayes_stage import build_prior, run_waves
-from personasim.cli import app
-from personasim.config import ExperimentConfig, InferenceConfig
-from personasim.data import load_ab_counts
-from personasim.errors import DataError
-from personasim.inference import ESTIMATORS
-from personasim.posterior_io import load_posterior
-from personasim.types import ABCounts, Diagnostics, Posterior
 
 PERSONAS = ("deal_seekers", "loyal")
 CAMPAIGNS = ("sale", "news", "holdout")

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim import sampling
-from personasim.bayes_inputs import grid_inputs, standardize_features
-from personasim.bayes_model import centering
-from personasim.bayes_priors import PriorGrid
-from personasim.config import InferenceConfig
-from personasim.covariates import covariate_inputs, persona_average, select_covariates
-from personasim.errors import DataError
-from personasim.inference import fit_model
-from personasim.types import ABCounts
+from personasim.bayes import sampling
+from personasim.bayes.cells import grid_inputs, standardize_features
+from personasim.bayes.covariates import covariate_inputs, persona_average, select_covariates
+from personasim.bayes.estimators import fit_model
+from personasim.bayes.model import centering
+from personasim.bayes.priors import PriorGrid
+from personasim.config.schema import InferenceConfig
+from personasim.core.errors import DataError
+from personasim.core.types import ABCounts
 
 SMALL = InferenceConfig(draws=300, tune=300, chains=2)
 

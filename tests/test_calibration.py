@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from personasim.agents import CampaignModel
-from personasim.calibration import calibrate_personas
-from personasim.campaign import Campaign
-from personasim.distributions import Beta, Gamma, Normal
-from personasim.inference import beta_binomial_posterior
-from personasim.persona import Persona, PersonaTraits
-from personasim.types import ABCounts
+from personasim.bayes.calibration import calibrate_personas
+from personasim.bayes.estimators import beta_binomial_posterior
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Gamma, Normal
+from personasim.config.persona import Persona, PersonaTraits
+from personasim.core.types import ABCounts
 
 CAMPAIGNS = [
     Campaign(id="email_a", channel="email", features={"discount": 0.3}),

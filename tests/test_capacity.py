@@ -11,18 +11,18 @@ from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
 from personasim.agents import CampaignModel
-from personasim.capacity import (
+from personasim.agents.capacity import (
     BASE_BYTES,
     available_memory,
     check_capacity,
     estimate_memory,
     mean_degree,
 )
+from personasim.behaviour.network import build_adjacency
 from personasim.cli import app
-from personasim.config import ExperimentConfig, NetworkConfig, load_config
-from personasim.errors import ConfigError, DataError
+from personasim.config.schema import ExperimentConfig, NetworkConfig, load_config
+from personasim.core.errors import ConfigError, DataError
 from personasim.experiments.preflight import preflight
-from personasim.network import build_adjacency
 
 runner = CliRunner()
 
@@ -88,7 +88,7 @@ def test_preflight_counts_a_recipients_file(tmp_path: Path, monkeypatch) -> None
     config = load_config(write_yaml(tmp_path / "d.yaml", {
         "name": "d", "data": {"recipients": "r.csv", "campaigns": "c.csv"}}))
     preflight(config, "d.yaml")  # fits
-    monkeypatch.setattr("personasim.capacity.available_memory", lambda: 2**20)
+    monkeypatch.setattr("personasim.agents.capacity.available_memory", lambda: 2**20)
     with pytest.raises(ConfigError, match=r"d.yaml: data.recipients: 50 recipients need"):
         preflight(config, "d.yaml")
 

@@ -12,7 +12,7 @@ from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
 from personasim.cli import app
-from personasim.prioritization import PRIORITY_COLUMNS
+from personasim.ranking.prioritization import PRIORITY_COLUMNS
 
 runner = CliRunner()
 TINY_RUN_FILES = (

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY_CONFIG, write_yaml
 
-from personasim.config import load_config
-from personasim.errors import ConfigError
+from personasim.config.schema import load_config
+from personasim.core.errors import ConfigError
 
 
 def _bad(tmp_path: Path, mutate) -> str:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"""Tests for personasim.data: loading and validating data-mode files."""
+"""Tests for personasim.data.files: loading and validating data-mode files."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.data import (
+from personasim.core.errors import DataError
+from personasim.data.files import (
     load_ab_results,
     load_campaigns,
     load_events,
     load_recipients,
     read_table,
 )
-from personasim.errors import DataError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

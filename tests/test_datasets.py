@@ -10,8 +10,9 @@ import pytest
 import yaml
 from hillstrom_helpers import shared_hillstrom, synthetic_hillstrom, write_hillstrom
 
-from personasim.config import load_config
-from personasim.datasets import (
+from personasim.config.schema import load_config
+from personasim.core.errors import ConfigError, DataError
+from personasim.data.hillstrom import (
     CONTROL,
     HILLSTROM_FILE,
     hillstrom_tables,
@@ -20,8 +21,7 @@ from personasim.datasets import (
     read_hillstrom,
     split_customers,
 )
-from personasim.errors import ConfigError, DataError
-from personasim.experiments.inputs import load_inputs
+from personasim.experiments.stages.inputs import load_inputs
 
 
 @pytest.fixture(autouse=True)

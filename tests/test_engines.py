@@ -15,15 +15,15 @@ from personasim.agents import (
     RecipientModel,
     StepOutcome,
 )
-from personasim.campaign import Campaign, CampaignArrays
-from personasim.config import DynamicsConfig, EventConfig, NetworkConfig, SimulationConfig
-from personasim.distributions import Beta, Constant, Gamma, Normal
+from personasim.behaviour.network import build_adjacency, graph_to_adjacency
+from personasim.behaviour.population import CohortTraits
+from personasim.behaviour.response import RESPONSE_MODELS, ResponseContext
+from personasim.behaviour.transition import EventCalendar, InfluenceOperator
+from personasim.config.campaign import Campaign, CampaignArrays
+from personasim.config.distributions import Beta, Constant, Gamma, Normal
+from personasim.config.persona import Persona, PersonaTraits
+from personasim.config.schema import DynamicsConfig, EventConfig, NetworkConfig, SimulationConfig
 from personasim.envs import CampaignEnv
-from personasim.network import build_adjacency, graph_to_adjacency
-from personasim.persona import Persona, PersonaTraits
-from personasim.population import CohortTraits
-from personasim.response import RESPONSE_MODELS, ResponseContext
-from personasim.transition import EventCalendar, InfluenceOperator
 
 ALPHA = 1e-3
 """Family-wise false-alarm rate of the equivalence test."""

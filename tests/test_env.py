@@ -11,17 +11,17 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from personasim.campaign import Campaign
-from personasim.config import (
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Constant
+from personasim.config.persona import Persona, PersonaTraits
+from personasim.config.schema import (
     DynamicsConfig,
     ExperimentConfig,
     InfluenceConfig,
     SimulationConfig,
 )
-from personasim.distributions import Beta, Constant
 from personasim.envs import ENV_ID, FATIGUE_OBS_MAX, CampaignEnv, FlatActionWrapper
 from personasim.envs.wrappers import SeasonEndWrapper
-from personasim.persona import Persona, PersonaTraits
 
 HORIZON = 6
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.export import EXPORTERS, export_table, read_table_any
-from personasim.registry import UnknownNameError
+from personasim.core.registry import UnknownNameError
+from personasim.outputs.writers import EXPORTERS, export_table, read_table_any
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for personasim.inference: posterior fits, trait feedback and persistence."""
+"""Tests for personasim.bayes.estimators: posterior fits, trait feedback and persistence."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.config import InferenceConfig
-from personasim.errors import DataError
-from personasim.inference import (
+from personasim.bayes.estimators import (
     ESTIMATORS,
     beta_binomial_posterior,
     fit_posterior,
 )
-from personasim.posterior_io import load_posterior, posterior_table, save_posterior
-from personasim.types import ABCounts, Diagnostics, Posterior
+from personasim.bayes.storage import load_posterior, posterior_table, save_posterior
+from personasim.config.schema import InferenceConfig
+from personasim.core.errors import DataError
+from personasim.core.types import ABCounts, Diagnostics, Posterior
 
 PERSONAS = ("young", "family", "retired")
 CAMPAIGNS = ("email_a", "email_b", "sms_a")
@@ -113,7 +113,7 @@ def test_terrible_sampling_warns_and_is_deterministic(
 ) -> None:
     counts = recovery[0]
     config = InferenceConfig(draws=50, tune=50, chains=1, ess_min=1e6)
-    with caplog.at_level("WARNING", logger="personasim.inference"):
+    with caplog.at_level("WARNING", logger="personasim.bayes.estimators"):
         first = fit_posterior(counts, config, seed=7)
     assert first.draws.shape == (50, 3, 3)
     assert not first.diagnostics.ok
@@ -126,7 +126,7 @@ def test_terrible_sampling_warns_and_is_deterministic(
 
 
 def test_sampler_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from personasim import sampling
+    from personasim.bayes import sampling
 
     monkeypatch.setattr(sampling, "nutpie_available", lambda: False)
     assert sampling.resolve_sampler("auto") == "pymc"
@@ -138,7 +138,7 @@ def test_sampler_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_prior_mean_sets_the_prior_logit() -> None:
-    from personasim.bayes_inputs import grid_inputs
+    from personasim.bayes.cells import grid_inputs
 
     counts = _simulated(TRUE_RATES, 100, seed=1)
     informed = grid_inputs(counts, prior_mean=TRUE_RATES)

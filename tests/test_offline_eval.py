@@ -12,9 +12,11 @@ import yaml
 from hillstrom_helpers import shared_hillstrom
 from typer.testing import CliRunner
 
-from personasim.campaign import Campaign
 from personasim.cli import app
-from personasim.offline_eval import (
+from personasim.config.campaign import Campaign
+from personasim.config.persona import Persona
+from personasim.core.types import Diagnostics, Posterior
+from personasim.evaluation.offline import (
     EVAL_COLUMNS,
     HeldOut,
     best_arm,
@@ -26,9 +28,7 @@ from personasim.offline_eval import (
     t_learner,
     uplift_curve,
 )
-from personasim.persona import Persona
-from personasim.sim_to_real import SimulationSettings, sim_to_real, wilson_interval
-from personasim.types import Diagnostics, Posterior
+from personasim.evaluation.sim_to_real import SimulationSettings, sim_to_real, wilson_interval
 
 ARMS = ("mens", "womens", "none")
 METRICS = {"visit": ("visit", False), "net_value": ("visit", True)}

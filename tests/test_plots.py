@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.plots import (
+from personasim.outputs.plots import (
     plot_learning_curve,
     plot_policy_comparison,
     plot_response_heatmap,

@@ -8,13 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.campaign import Campaign
-from personasim.config import DynamicsConfig, FatigueConfig, InfluenceConfig, SimulationConfig
-from personasim.distributions import Beta, Constant
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Constant
+from personasim.config.persona import Persona, PersonaTraits
+from personasim.config.schema import (
+    DynamicsConfig,
+    FatigueConfig,
+    InfluenceConfig,
+    SimulationConfig,
+)
+from personasim.core.types import ABCounts
 from personasim.envs import CampaignEnv
-from personasim.evaluation import evaluate_policies, run_episodes
-from personasim.persona import Persona, PersonaTraits
-from personasim.policies import (
+from personasim.policies.baselines import (
     POLICIES,
     ABWinnerPolicy,
     FixedPolicy,
@@ -23,7 +28,7 @@ from personasim.policies import (
     ab_value_per_send,
     make_policy,
 )
-from personasim.types import ABCounts
+from personasim.policies.rollouts import evaluate_policies, run_episodes
 
 
 def _traits(email: float, sms: float, fatigue: float = 0.4) -> PersonaTraits:

@@ -8,10 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from personasim.campaign import Campaign
-from personasim.config import PrioritizationConfig
-from personasim.prioritization import PRIORITY_COLUMNS, draw_subset, equal_tailed, prioritize
-from personasim.types import Audience, Diagnostics, Posterior
+from personasim.config.campaign import Campaign
+from personasim.config.schema import PrioritizationConfig
+from personasim.core.types import Audience, Diagnostics, Posterior
+from personasim.ranking.prioritization import (
+    PRIORITY_COLUMNS,
+    draw_subset,
+    equal_tailed,
+    prioritize,
+)
 
 GOLDEN_COLUMNS = [
     "recipient_id",

@@ -9,14 +9,14 @@ import pytest
 from pydantic import ValidationError
 from scipy import stats
 
-from personasim.config import PrivacyConfig
-from personasim.privacy import (
+from personasim.bayes.privacy import (
     L2_SENSITIVITY,
     gaussian_sigma,
     noise_scale,
     privacy_report,
     privatize,
 )
+from personasim.config.schema import PrivacyConfig
 
 
 def _leak(sigma: float, epsilon: float, sensitivity: float = L2_SENSITIVITY) -> float:

@@ -13,11 +13,11 @@ from scipy import stats
 from test_policies import make_env
 from test_training import _env_factory
 
-from personasim.campaign_calendar import NO_SEND, calendar_grid, campaign_calendar
-from personasim.config import PolicyConfig
-from personasim.evaluation import PROTOCOL_COLUMNS, protocol_interval, summarize_protocol
-from personasim.policies import FixedPolicy, make_policy
-from personasim.protocol import CURVE_COLUMNS, evaluate_all, train_all
+from personasim.config.schema import PolicyConfig
+from personasim.policies.baselines import FixedPolicy, make_policy
+from personasim.policies.calendar import NO_SEND, calendar_grid, campaign_calendar
+from personasim.policies.comparison import CURVE_COLUMNS, evaluate_all, train_all
+from personasim.policies.rollouts import PROTOCOL_COLUMNS, protocol_interval, summarize_protocol
 
 
 def test_one_training_seed_gives_the_student_t_interval() -> None:
@@ -84,7 +84,7 @@ def test_train_and_evaluate_every_algorithm_on_common_seeds(
     policy = PolicyConfig(total_timesteps=96, n_envs=2, training_seeds=2,
                           hyperparameters={"n_steps": 24, "batch_size": 16},
                           compare_algorithms={"a2c": {}, "dqn": {}}, checkpoint_every=None)
-    with caplog.at_level(logging.WARNING, logger="personasim.protocol"):
+    with caplog.at_level(logging.WARNING, logger="personasim.policies.comparison"):
         trained = train_all(factory, policy, [3, 4], tmp_path, reward_scale=1 / 900)
     assert "skipping dqn" in caplog.text and "15625 joint actions" in trained.skipped["dqn"]
     assert list(trained.runs) == ["ppo", "a2c"]
@@ -112,8 +112,8 @@ def test_train_and_evaluate_every_algorithm_on_common_seeds(
 
 
 def test_unknown_or_impossible_algorithms_fail_early(tmp_path: Path) -> None:
-    from personasim.errors import ConfigError
-    from personasim.protocol import check_algorithms
+    from personasim.core.errors import ConfigError
+    from personasim.policies.comparison import check_algorithms
 
     with pytest.raises(ConfigError, match="policy.compare_algorithms.sac: unknown algorithm"):
         check_algorithms(PolicyConfig(compare_algorithms={"sac": {}}), "x.yaml")

@@ -9,16 +9,17 @@ import pandas as pd
 import pytest
 from hillstrom_helpers import synthetic_hillstrom
 
-from personasim.campaign import Campaign
-from personasim.persona import Persona
-from personasim.persona_text import (
+from personasim.audience.descriptions import (
     HILLSTROM_ROLES,
     describe_members,
     describe_personas,
     member_facts,
     roles_for,
 )
-from personasim.report import (
+from personasim.config.campaign import Campaign
+from personasim.config.persona import Persona
+from personasim.core.types import Diagnostics, Posterior
+from personasim.outputs.report import (
     ReportContext,
     headline,
     persona_cards,
@@ -26,7 +27,6 @@ from personasim.report import (
     render_report,
     write_report,
 )
-from personasim.types import Diagnostics, Posterior
 
 CAMPAIGNS = [Campaign(id="mens_email", offer="Mens E-Mail", value=1.0, cost=0.05),
              Campaign(id="womens_email", offer="Womens E-Mail", value=1.0, cost=0.05),

@@ -20,18 +20,18 @@ import torch
 import yaml
 from test_training import _env_factory
 
-from personasim.checkpointing import POINTER, TrainingInterrupted
-from personasim.config import PolicyConfig
-from personasim.experiments.run_dir import StageTimer
-from personasim.interrupts import GracefulInterrupt, RunInterrupted, StopFlag
-from personasim.resume import (
-    STATE_DIR,
+from personasim.config.schema import PolicyConfig
+from personasim.core.interrupts import GracefulInterrupt, RunInterrupted, StopFlag
+from personasim.core.run_layout import CHECKPOINTS
+from personasim.experiments.resume import (
     ResumableRunDirectory,
     RunSession,
     interrupted_path,
     read_saved_run,
 )
-from personasim.training import train_policy
+from personasim.experiments.run_dir import StageTimer
+from personasim.policies.checkpointing import POINTER, TrainingInterrupted
+from personasim.policies.training import train_policy
 
 
 def _parameters(model: object) -> torch.Tensor:
@@ -102,7 +102,7 @@ def test_first_signal_requests_a_stop_and_second_aborts() -> None:
 
 
 def test_session_reuses_finished_stages(tmp_path: Path, tiny_config_path: Path) -> None:
-    from personasim.config import load_config
+    from personasim.config.schema import load_config
 
     config = load_config(tiny_config_path)
     calls: list[str] = []
@@ -130,7 +130,7 @@ def test_session_reuses_finished_stages(tmp_path: Path, tiny_config_path: Path) 
         assert session.stage("inference", lambda: 2) == 1
         assert session.summary() == {"sessions": 2, "reused_stages": ["ab_test", "inference"]}
     assert calls == ["ab_test"]
-    assert final.is_dir() and not kept.exists() and not (final / STATE_DIR).exists()
+    assert final.is_dir() and not kept.exists() and not (final / CHECKPOINTS.name).exists()
 
 
 def test_a_failed_fresh_run_leaves_nothing(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ TINY_RESUME_POLICY = {"total_timesteps": 512, "n_envs": 2, "training_seeds": 2,
 def test_interrupted_run_resumes_without_redoing_anything(
     tmp_path: Path, tiny_config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from personasim.config import load_config
+    from personasim.config.schema import load_config
     from personasim.experiments import runner
 
     inferred: list[int] = []
@@ -201,7 +201,7 @@ def test_interrupted_run_resumes_without_redoing_anything(
     curve = pd.read_csv(out / "learning_curve.csv")
     assert set(curve["run"]) == {0, 1}
     assert curve.groupby("run")["n_episodes"].sum().tolist() == [512 // 4] * 2  # horizon 4
-    assert not interrupted_path(out).exists() and not (out / STATE_DIR).exists()
+    assert not interrupted_path(out).exists() and not (out / CHECKPOINTS.name).exists()
     evaluation = pd.read_csv(out / "evaluation.csv")
     assert evaluation.set_index("policy").loc["ppo", "n_episodes"] == 2 * 3
 
@@ -245,7 +245,7 @@ def test_sigint_to_the_cli_then_resume(tmp_path: Path, tiny_config_path: Path) -
     proc = subprocess.Popen(_cli("run", str(config), "--out", str(out)), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while not list(tmp_path.glob(f".run.partial-*/{STATE_DIR}/ppo-seed0/{POINTER}")):
+    while not list(tmp_path.glob(f".run.partial-*/{CHECKPOINTS.name}/ppo-seed0/{POINTER}")):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
@@ -254,7 +254,7 @@ def test_sigint_to_the_cli_then_resume(tmp_path: Path, tiny_config_path: Path) -
     assert proc.returncode == 130, stderr
     kept = interrupted_path(out)
     assert "--resume" in stderr and kept.is_dir() and not out.exists()
-    first = json.loads((kept / STATE_DIR / "run.json").read_text())
+    first = json.loads((kept / CHECKPOINTS.name / "run.json").read_text())
     assert set(first["stage_seconds"]) >= {"inputs", "ab_test", "inference", "training"}
 
     done = subprocess.run(_cli("run", "--resume", str(kept)), env=env, capture_output=True,
@@ -267,6 +267,6 @@ def test_sigint_to_the_cli_then_resume(tmp_path: Path, tiny_config_path: Path) -
     assert manifest["resume"] == {"sessions": 2,
                                   "reused_stages": ["inputs", "ab_test", "inference"]}
     assert manifest["stage_seconds"]["inference"] == first["stage_seconds"]["inference"]
-    assert not kept.exists() and not (out / STATE_DIR).exists()
+    assert not kept.exists() and not (out / CHECKPOINTS.name).exists()
     for name in ("evaluation.csv", "calendar.csv", "policy.zip", "learning_curve.png"):
         assert (out / name).is_file()

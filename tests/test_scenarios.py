@@ -15,12 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from personasim.config import ExperimentConfig, load_config
+from personasim.config.schema import ExperimentConfig, load_config
 from personasim.envs import CampaignEnv
-from personasim.evaluation import run_episodes
-from personasim.experiments.inputs import load_inputs
-from personasim.policies import expected_rewards, make_policy
-from personasim.training import algorithm_names, default_hyperparameters, unsupported_reason
+from personasim.experiments.stages.inputs import load_inputs
+from personasim.policies.baselines import expected_rewards, make_policy
+from personasim.policies.rollouts import run_episodes
+from personasim.policies.training import (
+    algorithm_names,
+    default_hyperparameters,
+    unsupported_reason,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SCENARIOS = ("fatigue", "budget", "social")

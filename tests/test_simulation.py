@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from personasim.abtest import simulate_ab_test
 from personasim.agents import NO_SEND, CampaignModel, PersonaAgent
-from personasim.campaign import Campaign
-from personasim.config import DynamicsConfig, EventConfig
-from personasim.distributions import Beta, Constant
-from personasim.persona import Persona, PersonaTraits, cohort_sizes
-from personasim.population import logit, sigmoid
+from personasim.agents.abtest import simulate_ab_test
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Constant
+from personasim.config.persona import Persona, PersonaTraits, cohort_sizes
+from personasim.config.schema import DynamicsConfig, EventConfig
+from personasim.core.numeric import logit32 as logit
+from personasim.core.numeric import sigmoid32 as sigmoid
 
 
 def persona(pid: str, p: float = 0.2, fatigue: float = 0.5, organic: float = 0.0) -> Persona:

@@ -1,4 +1,4 @@
-"""Tests for personasim.synthesis: personas by clustering recipients."""
+"""Tests for personasim.audience.synthesis: personas by clustering recipients."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from personasim.campaign import Campaign
-from personasim.config import SynthesisConfig
-from personasim.distributions import Beta, Gamma
-from personasim.errors import DataError
-from personasim.profiles import PersonaProfiles
-from personasim.synthesis import SYNTHESIZERS, synthesize_personas
+from personasim.audience.profiles import PersonaProfiles
+from personasim.audience.synthesis import SYNTHESIZERS, synthesize_personas
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Gamma
+from personasim.config.schema import SynthesisConfig
+from personasim.core.errors import DataError
 
 CENTERS = np.array([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0]])
 REGIONS = ["urban", "rural", "suburb"]

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from personasim.campaign import Campaign
-from personasim.config import DynamicsConfig, InfluenceConfig, PolicyConfig, SimulationConfig
-from personasim.distributions import Beta, Constant
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Constant
+from personasim.config.persona import Persona, PersonaTraits
+from personasim.config.schema import DynamicsConfig, InfluenceConfig, PolicyConfig, SimulationConfig
 from personasim.envs import CampaignEnv
-from personasim.persona import Persona, PersonaTraits
-from personasim.policies import PolicyContext, SB3Policy, make_policy
-from personasim.training import (
+from personasim.policies.baselines import PolicyContext, SB3Policy, make_policy
+from personasim.policies.training import (
     ALGORITHMS,
     default_hyperparameters,
     load_policy,

@@ -1,0 +1,201 @@
+"""The runner's last stages: held-out evaluation (when customers were held out) and the report.
+
+:func:`evaluate_heldout` scores the prioritization table on the held-out customers against
+fixed arms, random and a T-learner (``offline_evaluation.csv``), draws the uplift curves
+(``qini.csv``, ``qini.png``) and checks the calibrated simulation against the held-out rates
+(``sim_to_real.csv``). :func:`write_persona_report` writes ``report.html`` for every run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.audience.descriptions import member_facts, roles_for
+from personasim.audience.profiles import default_features
+from personasim.config.persona import cohort_sizes
+from personasim.config.schema import ExperimentConfig
+from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, Posterior
+from personasim.evaluation.offline import (
+    TABLE,
+    HeldOut,
+    best_arm,
+    fixed_policies,
+    one_hot,
+    policy_values,
+    qini_coefficient,
+    t_learner,
+    uplift_curve,
+)
+from personasim.evaluation.sim_to_real import SimulationSettings, sim_to_real
+from personasim.experiments.stages.inputs import Inputs
+from personasim.outputs.evaluation_plots import plot_qini, plot_sim_to_real
+from personasim.outputs.report import ReportContext, persona_cards, write_report
+
+logger = logging.getLogger(__name__)
+
+METRICS = {"visit": ("visit", False), "spend": ("spend", False), "net_value": ("value", True)}
+"""Reported metric -> (held-out outcome, net of e-mail cost)."""
+CURVE_METRICS = ("visit", "net_value")
+
+
+@dataclass(frozen=True)
+class HeldOutResult:
+    """What the held-out evaluation produced."""
+
+    evaluation: pd.DataFrame
+    curves: pd.DataFrame
+    sim_to_real: pd.DataFrame
+    operating: dict[str, float]
+    summary: dict[str, Any]
+
+
+def _outcome(config: ExperimentConfig, value: float) -> tuple[str, float, bool]:
+    """``(column, dollars per unit, binary?)`` of the config's outcome."""
+    outcome = config.dataset.outcome if config.dataset is not None else "outcome"
+    if outcome == "spend":
+        return "spend", 1.0, False
+    return outcome, value, True
+
+
+def _table_policy(table: pd.DataFrame, ids: np.ndarray, campaign_ids: tuple[str, ...],
+                  control: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The table as a policy on ``ids``: chosen arm, rank-1 arm and its priority."""
+    top = table[table["rank"] == 1].set_index(RECIPIENT_ID).reindex(ids)
+    if top[CAMPAIGN_ID].isna().any():
+        raise ValueError("the prioritization table lacks some held-out customers")
+    index = {c: k for k, c in enumerate(campaign_ids)}
+    rank1 = top[CAMPAIGN_ID].map(index).to_numpy(np.int64)
+    chosen = np.where(top["action"].to_numpy() == "send", rank1, control)
+    return chosen, rank1, top["priority"].to_numpy(np.float64)
+
+
+def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Posterior,
+                     table: pd.DataFrame, seed: int, replications: int = 200) -> HeldOutResult:
+    """Score the table and the baselines on ``inputs.holdout`` and run the sim-to-real check."""
+    assert inputs.holdout is not None and inputs.recipients is not None
+    campaign_ids = tuple(c.id for c in inputs.campaigns)
+    control_id = next(c.id for c in inputs.campaigns if c.control)
+    sendable = [c for c in inputs.campaigns if not c.control]
+    column, unit, binary = _outcome(config, sendable[0].value)
+    costs = {c.id: c.cost for c in sendable}
+    outcomes = {"visit": "visit", "spend": "spend", "value": (column, unit)}
+    data = HeldOut.from_table(inputs.holdout, campaign_ids, control_id, costs, outcomes)
+    k = len(campaign_ids)
+    rngs = np.random.SeedSequence(seed).spawn(3)
+
+    policies = {}
+    chosen, rank1, priority = _table_policy(table, data.recipient_ids, campaign_ids,
+                                            data.control)
+    policies[TABLE] = one_hot(chosen, k)
+    attributes = inputs.recipients.set_index(RECIPIENT_ID)
+    features = [f for f in (config.synthesis.features or default_features(inputs.recipients))
+                if f != PERSONA_ID]
+    train = inputs.ab_table
+    assert train is not None
+    expected = t_learner(
+        attributes.loc[train[RECIPIENT_ID], features].reset_index(drop=True),
+        train[CAMPAIGN_ID].map({c: a for a, c in enumerate(campaign_ids)}).to_numpy(),
+        train[column].to_numpy(np.float64),
+        attributes.loc[data.recipient_ids, features].reset_index(drop=True), k,
+        int(rngs[0].generate_state(1)[0] % 2**31), binary,
+    )
+    cost_vector = data.costs
+    t_choice, t_best, t_gain = best_arm(expected, unit, cost_vector, data.control)
+    policies["t_learner"] = one_hot(t_choice, k)
+    policies |= fixed_policies(data, int(rngs[1].generate_state(1)[0]))
+    evaluation = policy_values(policies, data, METRICS)
+
+    curves = []
+    for metric in CURVE_METRICS:
+        outcome, net = METRICS[metric]
+        for name, score, rec in ((TABLE, priority, rank1), ("t_learner", t_gain, t_best)):
+            curve = uplift_curve(score, rec, data, outcome, net)
+            curves.append(curve.assign(policy=name, metric=metric))
+    curves_frame = pd.concat(curves, ignore_index=True)[
+        ["policy", "metric", "share_targeted", "gain"]]
+    operating = {TABLE: float((chosen != data.control).mean()),
+                 "t_learner": float((t_choice != data.control).mean())}
+
+    settings = SimulationSettings(config.simulation.engine, config.simulation.response_model,
+                                  config.dynamics, inputs.events)
+    sim = sim_to_real(inputs.personas, posterior, inputs.campaigns, inputs.holdout, settings,
+                      int(rngs[2].generate_state(1)[0]), replications)
+    summary = _summary(evaluation, curves_frame, sim, data.n)
+    return HeldOutResult(evaluation, curves_frame, sim, operating, summary)
+
+
+def _summary(evaluation: pd.DataFrame, curves: pd.DataFrame, sim: pd.DataFrame,
+             n: int) -> dict[str, Any]:
+    """The headline numbers, for the manifest."""
+    out: dict[str, Any] = {"customers": n, "sim_to_real_inside_share":
+                           round(float(sim["inside"].mean()), 4), "cells": len(sim)}
+    arms = evaluation[evaluation["policy"].str.endswith("_to_all")
+                      | (evaluation["policy"] == "nothing")]
+    for metric, rows in evaluation.groupby("metric", sort=False):
+        by = rows.set_index("policy")
+        best = arms[arms["metric"] == metric].sort_values("value").iloc[-1]["policy"]
+        out[str(metric)] = {
+            "table": [round(float(by.loc[TABLE, c]), 5) for c in ("value", "ci_low", "ci_high")],
+            "best_single_arm": best,
+            "table_minus_best_arm": [round(float(by.loc[best, c]), 5) for c in
+                                     ("table_advantage", "advantage_low", "advantage_high")],
+            "table_minus_t_learner": [round(float(by.loc["t_learner", c]), 5) for c in
+                                      ("table_advantage", "advantage_low", "advantage_high")],
+        }
+    for (policy, metric), curve in curves.groupby(["policy", "metric"], sort=False):
+        out.setdefault("qini_coefficient", {})[f"{policy}/{metric}"] = round(
+            qini_coefficient(curve), 6)
+    return out
+
+
+def write_heldout(out: Path, result: HeldOutResult, plots: bool) -> None:
+    """Write the evaluation tables (and plots) into the run directory."""
+    result.evaluation.to_csv(out / "offline_evaluation.csv", index=False)
+    result.curves.to_csv(out / "qini.csv", index=False)
+    result.sim_to_real.to_csv(out / "sim_to_real.csv", index=False)
+    if plots:
+        plot_qini(result.curves, out / "qini.png", result.operating)
+        plot_sim_to_real(result.sim_to_real, out / "sim_to_real.png")
+
+
+def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
+                         posterior: Posterior, table: pd.DataFrame,
+                         heldout: HeldOutResult | None) -> Path:
+    """Write ``report.html`` with one card per persona (and the held-out evaluation)."""
+    recipients = inputs.recipients
+    if recipients is not None and PERSONA_ID in recipients:
+        sizes = recipients[PERSONA_ID].value_counts().to_dict()
+        roles = roles_for(recipients.columns)
+        facts = {pid: member_facts(rows.drop(columns=[PERSONA_ID]), roles)
+                 for pid, rows in recipients.groupby(PERSONA_ID)}
+    else:
+        counts = cohort_sizes(inputs.personas, config.population.size)
+        sizes = {p.id: n for p, n in zip(inputs.personas, counts, strict=True)}
+        facts = {p.id: {k: str(v) for k, v in p.attributes.items()} for p in inputs.personas}
+    outcome = {"visit": "visits", "conversion": "orders", "spend": "orders"}.get(
+        config.dataset.outcome if config.dataset else "", "responses")
+    cards = persona_cards(inputs.personas, posterior, inputs.campaigns, sizes, facts, table,
+                          heldout.sim_to_real if heldout else None, outcome,
+                          config.prioritization.credible_interval)
+    campaigns = "; ".join(f"{c.offer or c.id} (a response is worth ${c.value:,.2f}, a send "
+                          f"costs ${c.cost:.2f})" for c in inputs.campaigns if not c.control)
+    intro = (f"{config.description + ' ' if config.description else ''}"
+             f"{sum(sizes.values()):,} customers in {len(cards)} personas. Campaigns: "
+             f"{campaigns}.")
+    figures: list[tuple[str, str]] = []
+    if heldout is not None and config.output.plots:
+        figures = [("qini.png", "Uplift curves: the gain over sending nothing as more "
+                    "customers are e-mailed in the order each model ranks them."),
+                   ("sim_to_real.png", "Each persona × arm cell: the simulation's 90% "
+                    "interval against the rate observed on held-out customers.")]
+    context = ReportContext(f"Persona report: {config.name}", intro, outcome,
+                            heldout.evaluation if heldout else None,
+                            heldout.sim_to_real if heldout else None, figures,
+                            {c.id: c.offer or c.id for c in inputs.campaigns})
+    return write_report(out, cards, context, config.output.plots)

@@ -1,0 +1,196 @@
+"""Load and check everything a run reads, before anything is run (also ``validate``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from personasim.agents.model import ENGINES
+from personasim.audience.membership import persona_profiles
+from personasim.audience.profiles import PersonaProfiles
+from personasim.audience.synthesis import SYNTHESIZERS, synthesize_personas
+from personasim.behaviour.network import GRAPH_GENERATORS
+from personasim.behaviour.response import RESPONSE_MODELS
+from personasim.config.campaign import Campaign
+from personasim.config.persona import Persona
+from personasim.config.schema import EventConfig, ExperimentConfig
+from personasim.core.errors import ConfigError, DataError
+from personasim.core.registry import Registry
+from personasim.core.types import PERSONA_ID, RECIPIENT_ID
+from personasim.data.files import (
+    load_ab_counts,
+    load_ab_results,
+    load_campaigns,
+    load_events,
+    load_recipients,
+)
+from personasim.experiments.preflight import preflight
+from personasim.policies.baselines import POLICIES
+from personasim.policies.training import ALGORITHMS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a run starts from.
+
+    Attributes
+    ----------
+    personas
+        Hand-written or synthesized personas (with cohort sizes in data mode).
+    campaigns
+        Campaigns in action order (config campaigns, or the campaigns file).
+    events
+        The events calendar (config events, then the CSV feed's).
+    recipients
+        Data-mode recipients with a ``persona_id`` column, or ``None``.
+    ab_table
+        Validated per-recipient A/B rows from a file, or ``None``.
+    profiles
+        Persona profiles for soft membership of any recipients file.
+    holdout
+        Held-out customers' A/B rows (with ``persona_id``) for offline evaluation, or
+        ``None`` (set when a ``dataset`` holds customers out).
+    ab_counts
+        Validated aggregated A/B counts (``segment, campaign_id, exposures, responses``,
+        segments are persona ids) from ``data.ab_counts``, or ``None``.
+    """
+
+    personas: list[Persona]
+    campaigns: list[Campaign]
+    events: list[EventConfig]
+    recipients: pd.DataFrame | None
+    ab_table: pd.DataFrame | None
+    profiles: PersonaProfiles
+    holdout: pd.DataFrame | None = None
+    ab_counts: pd.DataFrame | None = None
+
+
+def check_registered_names(config: ExperimentConfig, source: str) -> None:
+    """Fail with a one-line ConfigError for any plug-in name that is not registered."""
+    checks: list[tuple[str, str, Registry]] = [
+        ("simulation.engine", config.simulation.engine, ENGINES),
+        ("simulation.response_model", config.simulation.response_model, RESPONSE_MODELS),
+        ("synthesis.method", config.synthesis.method, SYNTHESIZERS),
+        ("policy.algorithm", config.policy.algorithm, ALGORITHMS),
+    ]
+    if config.dynamics.influence.network.file is None:
+        checks.append(
+            ("dynamics.influence.network.generator", config.dynamics.influence.network.generator,
+             GRAPH_GENERATORS)
+        )
+    checks += [(f"policy.baselines.{i}", name, POLICIES)
+               for i, name in enumerate(config.policy.baselines)]
+    for location, name, registry in checks:
+        if name not in registry:
+            raise ConfigError(source, location, registry.unknown_message(name))
+
+
+def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
+    """Read and validate the config's data files and build the personas.
+
+    Parameters
+    ----------
+    config
+        A validated config with absolute data paths.
+    source
+        The config file, for error messages.
+    seed
+        Seed for persona synthesis.
+
+    Raises
+    ------
+    ConfigError, DataError
+        One line naming the file and the field or row at fault.
+    """
+    check_registered_names(config, source)
+    preflight(config, source)  # memory and graph-file ids, before anything is allocated
+    data = config.data
+    campaigns = load_campaigns(data.campaigns) if data.campaigns else list(config.campaigns)
+    if data.campaigns and config.campaigns:
+        raise ConfigError(source, "campaigns", "give campaigns in the config or data.campaigns, "
+                          "not both")
+    events = list(config.dynamics.events)
+    if config.dynamics.events_file is not None:
+        events += load_events(config.dynamics.events_file)
+    _check_event_personas(events, config, source)
+    if config.dataset is not None:
+        from personasim.experiments.stages.dataset import load_dataset_inputs
+
+        return load_dataset_inputs(config, source, seed, events)
+
+    recipients = load_recipients(data.recipients) if data.recipients else None
+    ab_table = None
+    if data.ab_results is not None:
+        known = set(recipients[RECIPIENT_ID]) if recipients is not None else None
+        ab_table = load_ab_results(data.ab_results, {c.id for c in campaigns}, known)
+    if config.ab_test.source == "file" and ab_table is None and data.ab_counts is None:
+        raise ConfigError(source, "ab_test.source",
+                          "is 'file' but neither data.ab_results nor data.ab_counts is given")
+    if data.ab_counts is not None and (ab_table is not None or not config.personas):
+        raise ConfigError(source, "data.ab_counts", "needs personas listed in the config (its "
+                          "segments are persona ids) and no data.ab_results beside it")
+
+    if recipients is None:
+        personas = list(config.personas)
+        return _with_counts(config, Inputs(personas, campaigns, events, None, ab_table,
+                                           persona_profiles(personas)))
+    if config.personas:
+        personas, recipients = _assign_given_personas(config, recipients, str(data.recipients))
+        labels = recipients[PERSONA_ID].map({p.id: i for i, p in enumerate(personas)})
+        profiles = PersonaProfiles.fit(
+            recipients, labels.to_numpy(np.int64), [p.id for p in personas],
+            config.synthesis.features,
+        )
+        return _with_counts(config, Inputs(personas, campaigns, events, recipients, ab_table,
+                                           profiles))
+    result = synthesize_personas(
+        recipients, config.synthesis, np.random.default_rng(seed), ab_table, campaigns
+    )
+    recipients = recipients.copy()
+    recipients.insert(1, PERSONA_ID, [result.personas[i].id for i in result.labels])
+    logger.info("synthesized %d personas from %d recipients", len(result.personas),
+                len(recipients))
+    return Inputs(result.personas, campaigns, events, recipients, ab_table, result.profiles)
+
+
+def _with_counts(config: ExperimentConfig, inputs: Inputs) -> Inputs:
+    """``inputs`` with the validated ``data.ab_counts`` table, when the config names one."""
+    if config.data.ab_counts is None:
+        return inputs
+    counts = load_ab_counts(config.data.ab_counts, [p.id for p in inputs.personas],
+                            [c.id for c in inputs.campaigns])
+    return replace(inputs, ab_counts=counts)
+
+
+def _assign_given_personas(
+    config: ExperimentConfig, recipients: pd.DataFrame, source: str
+) -> tuple[list[Persona], pd.DataFrame]:
+    """Hand-written personas plus a recipients file: the file's persona_id says who is who."""
+    if PERSONA_ID not in recipients:
+        raise DataError(source, f"column {PERSONA_ID!r}", "required when the config also lists "
+                        "personas (or drop 'personas' to synthesize them)")
+    known = {p.id for p in config.personas}
+    bad = ~recipients[PERSONA_ID].astype(str).isin(known)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(source, f"row {row + 1}",
+                        f"persona_id {recipients[PERSONA_ID].iat[row]!r} is not in the config")
+    counts = recipients[PERSONA_ID].astype(str).value_counts()
+    personas = [p.model_copy(update={"size": int(counts.get(p.id, 0)) or None})
+                for p in config.personas]
+    return personas, recipients
+
+
+def _check_event_personas(events: list[EventConfig], config: ExperimentConfig, source: str) -> None:
+    if not config.personas:
+        return
+    known = {p.id for p in config.personas}
+    for i, event in enumerate(events):
+        for pid in event.personas or []:
+            if pid not in known:
+                raise ConfigError(source, f"events.{i}.personas", f"persona {pid!r} is not defined")

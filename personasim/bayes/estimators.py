@@ -1,0 +1,305 @@
+"""Bayesian updating of persona x campaign response rates from A/B counts.
+
+Two posterior estimators are registered in :data:`ESTIMATORS`:
+
+``hierarchical``
+    The hierarchical logistic model of :mod:`personasim.bayes.model` (baseline, persona,
+    campaign, campaign-feature and persona x campaign effects, optionally recipient
+    covariates), sampled with nutpie or PyMC NUTS, or fitted by ADVI when very large
+    (:mod:`personasim.bayes.sampling`); see :func:`fit_model` and :func:`fit_posterior`.
+``beta_binomial``
+    Independent closed-form Beta-Binomial updates per cell; instant, the fallback when
+    sampling fails and the baseline to beat; see :func:`beta_binomial_posterior`.
+
+Diagnostics (:mod:`personasim.bayes.diagnostics`) travel with the posterior; posteriors are
+written and read by :mod:`personasim.bayes.storage`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from personasim.bayes.cells import ModelInputs, grid_inputs
+from personasim.bayes.covariates import CovariatePosterior, CovariateSpec, persona_average
+from personasim.bayes.diagnostics import advi_diagnostics, diagnose, fallback_diagnostics
+from personasim.bayes.sampling import (
+    ADVI_TOLERANCE,
+    clear_model_cache,
+    nutpie_available,
+    resolve_method,
+    resolve_sampler,
+    sample_advi,
+    sample_nuts,
+)
+from personasim.config.schema import InferenceConfig
+from personasim.core.registry import Registry
+from personasim.core.types import ABCounts, Diagnostics, Posterior
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ESTIMATORS",
+    "CovariateInfo",
+    "beta_binomial_posterior",
+    "clear_model_cache",
+    "fit_model",
+    "fit_posterior",
+    "nutpie_available",
+]
+
+PosteriorEstimator = Callable[[ABCounts, InferenceConfig, int, np.ndarray | None], Posterior]
+"""``(counts, config, seed, prior_mean) -> Posterior``."""
+
+ESTIMATORS: Registry[PosteriorEstimator] = Registry("posterior estimator")
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class CovariateInfo:
+    """What turns covariate draws into persona averages and recipient scores.
+
+    Attributes
+    ----------
+    spec
+        The covariates' names and standardization.
+    group_x, group_weight
+        Per persona, its covariate groups' mean persona-centred covariates ``(P, G, D)``
+        and A/B shares ``(P, G)`` (see :func:`personasim.bayes.covariates.covariate_inputs`).
+    centers
+        ``(P, D)`` each persona's mean standardized covariates (the model's centring).
+    """
+
+    spec: CovariateSpec
+    group_x: np.ndarray
+    group_weight: np.ndarray
+    centers: np.ndarray
+
+
+def _draws(idata: Any, name: str, dims: tuple[str, ...]) -> np.ndarray:
+    """A variable's draws, chain-major, as float32 ``(chains * draws, ...)``."""
+    values = idata.posterior[name].transpose("chain", "draw", *dims).values
+    return np.ascontiguousarray(values.reshape(-1, *values.shape[2:]), dtype=np.float32)
+
+
+def fit_model(
+    inputs: ModelInputs,
+    config: InferenceConfig,
+    seed: int,
+    covariates: CovariateInfo | None = None,
+    progress: bool = False,
+) -> Posterior:
+    """Fit the hierarchical model to ``inputs`` with NUTS or ADVI.
+
+    ``config.method`` picks NUTS or ADVI (``auto``: ADVI above ``advi_above_cells``
+    aggregated cells); ``config.sampler`` picks the NUTS implementation (``auto``: nutpie
+    when installed; its compiled model is cached per model structure and reused through
+    ``with_data``). If sampling raises and ``config.fallback`` is on, the closed-form
+    Beta-Binomial update is returned instead, with a warning in its diagnostics.
+
+    Parameters
+    ----------
+    inputs
+        Aggregated cells, priors and features (:mod:`personasim.bayes.cells`).
+    config
+        Sampler settings and diagnostic thresholds.
+    seed
+        Sampler seed; the same seed gives the same draws.
+    covariates
+        Required when ``inputs`` has covariates: the result is then a
+        :class:`~personasim.bayes.covariates.CovariatePosterior`.
+    progress
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    Posterior
+        ``(n_draws, P, K)`` float32 draws of P(response) (persona averages when there are
+        covariates), chain-major.
+
+    Raises
+    ------
+    ImportError
+        If ``config.sampler`` is ``"nutpie"`` and nutpie is not installed.
+    """
+    inputs.validate()
+    has_covariates = inputs.covariates.shape[1] > 0
+    if has_covariates and covariates is None:
+        raise ValueError("inputs with covariates need their CovariateInfo")
+    method = resolve_method(config, inputs)
+    sampler = resolve_sampler(config.sampler) if method == "nuts" else "advi"
+    start = time.perf_counter()
+    try:
+        if method == "advi":
+            idata, change = sample_advi(inputs, config, seed, progress)
+        else:
+            idata = sample_nuts(sampler, inputs, config, seed, progress)
+    except Exception as exc:  # noqa: BLE001 - any sampler failure may fall back
+        if not config.fallback:
+            raise
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        fallback = _beta_binomial_from_inputs(inputs, config.chains * config.draws, seed)
+        diagnostics = fallback_diagnostics(reason, fallback.draws.shape[0],
+                                           time.perf_counter() - start)
+        return Posterior(fallback.persona_ids, fallback.campaign_ids, fallback.draws,
+                         diagnostics)
+    grid = ("persona", "campaign")
+    eta = _draws(idata, "eta", grid)
+    seconds = time.perf_counter() - start
+    if method == "advi":
+        diagnostics = advi_diagnostics(change, eta.shape[0], seconds, ADVI_TOLERANCE)
+    else:
+        diagnostics = diagnose(idata, config, sampler, seconds)
+    logger.info(
+        "%s posterior: %d draws, R-hat max %.3f, ESS min %.0f, %d divergences, %.1f s",
+        diagnostics.sampler, eta.shape[0], diagnostics.rhat_max, diagnostics.ess_bulk_min,
+        diagnostics.divergences, diagnostics.seconds,
+    )
+    ids = (tuple(inputs.persona_ids), tuple(inputs.campaign_ids))
+    if not has_covariates:
+        return Posterior(*ids, _draws(idata, "p", grid), diagnostics)
+    assert covariates is not None
+    gamma = _draws(idata, "gamma", ("campaign", "covariate"))
+    rates = persona_average(eta, gamma, covariates.group_x, covariates.group_weight)
+    # store logits at the standardized covariates' zero, not at each persona's centre
+    eta_zero = eta - np.einsum("jd,skd->sjk", covariates.centers, gamma).astype(np.float32)
+    return CovariatePosterior(*ids, rates, diagnostics, eta_zero, gamma, covariates.spec)
+
+
+def fit_posterior(
+    counts: ABCounts,
+    config: InferenceConfig,
+    seed: int,
+    prior_mean: np.ndarray | None = None,
+    prior_scale: np.ndarray | float | None = None,
+    features: np.ndarray | None = None,
+    feature_names: tuple[str, ...] = (),
+    progress: bool = False,
+) -> Posterior:
+    """Fit the hierarchical model to persona x campaign counts (no covariates).
+
+    Parameters
+    ----------
+    counts
+        Aggregated A/B counts; cells with no exposures get predictions from the hierarchy.
+    config, seed, progress
+        As for :func:`fit_model`.
+    prior_mean
+        Optional ``(P, K)`` prior response probabilities (default: the pooled rate).
+    prior_scale
+        Prior standard deviation of each cell's logit (default 1).
+    features, feature_names
+        Optional ``(K, n_features)`` campaign features and their names.
+    """
+    inputs = grid_inputs(counts, prior_mean, prior_scale, features, feature_names)
+    return fit_model(inputs, config, seed, progress=progress)
+
+
+def _beta_binomial_from_inputs(inputs: ModelInputs, n_draws: int, seed: int) -> Posterior:
+    """The fallback: Beta-Binomial per cell around the model's prior mean."""
+    mean = 1.0 / (1.0 + np.exp(-inputs.prior_logit))
+    return beta_binomial_posterior(
+        inputs.grid_counts(), n_draws, seed,
+        prior_a=mean * PRIOR_CONCENTRATION, prior_b=(1 - mean) * PRIOR_CONCENTRATION,
+    )
+
+
+def _check_counts(counts: ABCounts) -> None:
+    shape = (len(counts.persona_ids), len(counts.campaign_ids))
+    if counts.exposures.shape != shape or counts.responses.shape != shape:
+        raise ValueError(f"counts arrays must have shape {shape}")
+    if np.any(counts.exposures < 0) or np.any(counts.responses < 0):
+        raise ValueError("counts must be non-negative")
+    if np.any(counts.responses > counts.exposures):
+        raise ValueError("responses must not exceed exposures")
+
+
+def beta_binomial_posterior(
+    counts: ABCounts,
+    n_draws: int,
+    seed: int,
+    prior_a: float | np.ndarray = 1.0,
+    prior_b: float | np.ndarray = 1.0,
+) -> Posterior:
+    """Independent conjugate Beta-Binomial posterior per cell.
+
+    Each cell's posterior is ``Beta(prior_a + responses, prior_b + exposures - responses)``;
+    there is no pooling between cells.
+
+    Parameters
+    ----------
+    counts
+        Aggregated A/B counts.
+    n_draws
+        Draws to take per cell.
+    seed
+        Seed of the ``numpy`` generator the draws come from.
+    prior_a, prior_b
+        Beta prior shapes: scalars or arrays broadcastable to ``(P, K)``.
+
+    Returns
+    -------
+    Posterior
+        ``(n_draws, P, K)`` float32 draws; diagnostics are exact (R-hat 1, ESS ``n_draws``).
+    """
+    _check_counts(counts)
+    if n_draws < 1:
+        raise ValueError("n_draws must be >= 1")
+    start = time.perf_counter()
+    shape = counts.exposures.shape
+    a = np.broadcast_to(np.asarray(prior_a, dtype=np.float64), shape)
+    b = np.broadcast_to(np.asarray(prior_b, dtype=np.float64), shape)
+    if np.any(a <= 0) or np.any(b <= 0):
+        raise ValueError("prior_a and prior_b must be positive")
+    rng = np.random.default_rng(seed)
+    post_a = a + counts.responses
+    post_b = b + counts.exposures - counts.responses
+    draws = rng.beta(post_a, post_b, size=(n_draws, *shape)).astype(np.float32)
+    diagnostics = Diagnostics(
+        sampler="beta-binomial",
+        rhat_max=1.0,
+        ess_bulk_min=float(n_draws),
+        divergences=0,
+        seconds=time.perf_counter() - start,
+    )
+    return Posterior(tuple(counts.persona_ids), tuple(counts.campaign_ids), draws, diagnostics)
+
+
+@ESTIMATORS.register("hierarchical")
+def hierarchical_estimator(
+    counts: ABCounts, config: InferenceConfig, seed: int, prior_mean: np.ndarray | None
+) -> Posterior:
+    """Registry adapter for :func:`fit_posterior`."""
+    return fit_posterior(counts, config, seed, prior_mean=prior_mean)
+
+
+#: Pseudo-observations behind the beta_binomial estimator's prior when prior_mean is given.
+PRIOR_CONCENTRATION = 2.0
+
+
+@ESTIMATORS.register("beta_binomial")
+def beta_binomial_estimator(
+    counts: ABCounts, config: InferenceConfig, seed: int, prior_mean: np.ndarray | None
+) -> Posterior:
+    """Registry adapter for :func:`beta_binomial_posterior`.
+
+    Takes ``config.chains * config.draws`` draws. The prior is uniform, or, with
+    ``prior_mean``, a Beta with that mean worth :data:`PRIOR_CONCENTRATION` observations.
+    """
+    n_draws = config.chains * config.draws
+    if prior_mean is None:
+        return beta_binomial_posterior(counts, n_draws, seed)
+    mean = np.clip(np.asarray(prior_mean, dtype=np.float64), _EPS, 1 - _EPS)
+    return beta_binomial_posterior(
+        counts,
+        n_draws,
+        seed,
+        prior_a=mean * PRIOR_CONCENTRATION,
+        prior_b=(1 - mean) * PRIOR_CONCENTRATION,
+    )

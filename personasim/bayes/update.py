@@ -1,0 +1,264 @@
+"""The run's Bayesian-update stage: priors, covariates, privacy, the fit and A/B waves.
+
+:func:`infer_stage` turns a run's A/B results into a posterior:
+
+1. the prior comes from the personas' trait distributions, or from an earlier run's
+   posterior (``inference.prior_run``, set by ``personasim run --prior RUN_DIR``);
+2. recipient covariates that carry signal enter the model (data mode, per-recipient
+   results; see :mod:`personasim.bayes.covariates`);
+3. with ``inference.privacy``, the aggregated counts are noised first and the accuracy cost
+   is measured (:mod:`personasim.bayes.privacy`);
+4. the registered estimator fits the posterior (``hierarchical`` by default);
+5. for a simulated A/B test, ``ab_test.waves`` further simulated waves are added one at a
+   time and the model refitted, to show the estimates converging on the simulation's truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from personasim.bayes.cells import ModelInputs, grid_inputs
+from personasim.bayes.covariates import CovariateSpec, covariate_inputs, select_covariates
+from personasim.bayes.estimators import ESTIMATORS, CovariateInfo, fit_model
+from personasim.bayes.priors import PriorGrid, campaign_features, posterior_prior, trait_prior
+from personasim.bayes.privacy import PrivacyReport, privacy_report, privatize
+from personasim.bayes.storage import load_posterior
+from personasim.config.campaign import Campaign
+from personasim.config.persona import Persona
+from personasim.config.schema import InferenceConfig
+from personasim.core.log_filters import filtered_logger, warnings_to_info
+from personasim.core.types import (
+    CAMPAIGN_ID,
+    OUTCOME,
+    PERSONA_ID,
+    RECIPIENT_ID,
+    ABCounts,
+    ABResults,
+    Posterior,
+)
+
+logger = logging.getLogger(__name__)
+
+WaveSimulator = Callable[[int], ABCounts]
+"""``wave number (1-based, beyond the first test) -> that wave's A/B counts``."""
+
+
+@dataclass(frozen=True)
+class InferenceOutcome:
+    """What the Bayesian-update stage produced.
+
+    Attributes
+    ----------
+    posterior
+        The fitted posterior.
+    prior
+        The prior it started from.
+    counts
+        The persona x campaign counts it was fitted to (noised when privacy is on).
+    covariates
+        The recipient covariates in the model, or ``None``.
+    features
+        Names of the campaign features in the model.
+    privacy
+        The accuracy cost of privacy noise, or ``None``.
+    waves
+        One row per wave x cell (``wave, persona_id, campaign_id, exposures, mean, p_low,
+        p_high, truth`` and the wave fit's ``rhat_max, ess_bulk_min, divergences``) for
+        simulated tests with ``ab_test.waves > 0``, else ``None``.
+    """
+
+    posterior: Posterior
+    prior: PriorGrid
+    counts: ABCounts
+    covariates: CovariateSpec | None
+    features: tuple[str, ...]
+    privacy: PrivacyReport | None
+    waves: pd.DataFrame | None
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest's ``inference`` entry."""
+        entry: dict[str, Any] = {
+            "prior": self.prior.source,
+            "campaign_features": list(self.features),
+            "covariates": list(self.covariates.names) if self.covariates else [],
+            "cells": int(self.counts.exposures.size),
+            "waves": 0 if self.waves is None else int(self.waves["wave"].max()),
+        }
+        if self.privacy is not None:
+            entry["privacy"] = self.privacy.to_dict()
+        if self.waves is not None:
+            last = self.waves[self.waves["wave"] == self.waves["wave"].max()]
+            first = self.waves[self.waves["wave"] == 1]
+            entry["wave_rmse"] = {
+                "first": round(_rmse(first), 6),
+                "last": round(_rmse(last), 6),
+            }
+        return entry
+
+
+def _rmse(frame: pd.DataFrame) -> float:
+    return float(np.sqrt(np.mean((frame["mean"] - frame["truth"]) ** 2)))
+
+
+def build_prior(
+    config: InferenceConfig, personas: list[Persona], campaigns: list[Campaign],
+    traits: PriorGrid | None = None,
+) -> PriorGrid:
+    """The personas' trait prior, or the posterior of ``config.prior_run`` over it.
+
+    ``traits`` is ``trait_prior(personas, campaigns)`` when the caller already has it.
+
+    Raises
+    ------
+    DataError
+        ``config.prior_run`` does not hold a saved posterior.
+    """
+    prior = trait_prior(personas, campaigns) if traits is None else traits
+    if config.prior_run is None:
+        return prior
+    earlier = load_posterior(Path(config.prior_run))
+    logger.info("prior: posterior of %s", config.prior_run)
+    return posterior_prior(earlier, prior, str(config.prior_run))
+
+
+def _grid(prior: PriorGrid, counts: ABCounts, features: np.ndarray,
+          names: tuple[str, ...]) -> ModelInputs:
+    return grid_inputs(counts, prior.mean, prior.scale, features, names)
+
+
+def _per_recipient(ab: ABResults) -> bool:
+    return {RECIPIENT_ID, PERSONA_ID, CAMPAIGN_ID, OUTCOME} <= set(ab.table.columns)
+
+
+def infer_stage(
+    config: InferenceConfig,
+    personas: list[Persona],
+    campaigns: list[Campaign],
+    ab: ABResults,
+    seed: int,
+    recipients: pd.DataFrame | None = None,
+    waves: int = 0,
+    simulate_wave: WaveSimulator | None = None,
+) -> InferenceOutcome:
+    """Fit the posterior of a run (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        The ``inference`` section.
+    personas, campaigns
+        The run's personas (the prior) and campaigns.
+    ab
+        The A/B results: per-recipient rows (covariates possible) or aggregated counts.
+    seed
+        Seed for the sampler, the privacy noise and the waves.
+    recipients
+        Recipient attributes by ``recipient_id`` (data mode), for covariates.
+    waves, simulate_wave
+        Further simulated A/B waves for the convergence plot, and how to simulate one.
+    """
+    traits = trait_prior(personas, campaigns)  # also the simulation's truth for the waves
+    prior = build_prior(config, personas, campaigns, traits)
+    features, names = campaign_features(campaigns)
+    inputs = _grid(prior, ab.counts, features, names)
+    info: CovariateInfo | None = None
+    spec: CovariateSpec | None = None
+    private = config.privacy.mechanism != "none"
+    use_covariates = (
+        config.covariates is not None and config.estimator == "hierarchical"
+        and recipients is not None and _per_recipient(ab) and not private
+    )
+    if use_covariates:
+        assert recipients is not None
+        requested = None if config.covariates == "auto" else list(config.covariates or [])
+        spec = select_covariates(ab.table, recipients, requested, config.max_covariates,
+                                 config.covariate_alpha)
+        if spec is not None:
+            inputs, group_x, group_weight, centers = covariate_inputs(
+                ab.table, recipients, spec, prior, inputs.features, inputs.feature_names,
+                config.covariate_bins)
+            info = CovariateInfo(spec, group_x, group_weight, centers)
+            logger.info("covariates in the model: %s (%d cells)", ", ".join(spec.names),
+                        inputs.exposures.size)
+    elif private and config.covariates is not None and recipients is not None:
+        logger.info("privacy is on: covariates are left out (their bins would depend on the "
+                    "protected data)")
+    report = None
+    counts = inputs.grid_counts()
+    if private:
+        rng = np.random.default_rng([seed, 1])
+        noisy = privatize(inputs.exposures, inputs.responses, config.privacy, rng)
+        report = privacy_report((inputs.exposures, inputs.responses), noisy, config.privacy)
+        inputs = replace(inputs, exposures=noisy[0], responses=noisy[1])
+        counts = inputs.grid_counts()
+    posterior = _estimate(config, inputs, counts, prior, seed, info)
+    wave_table = None
+    if waves > 0 and simulate_wave is not None:
+        wave_table = run_waves(config, prior, features, names, counts, posterior, waves,
+                               simulate_wave, seed, traits.mean)
+    return InferenceOutcome(posterior, prior, counts, spec, inputs.feature_names, report,
+                            wave_table)
+
+
+def _estimate(config: InferenceConfig, inputs: ModelInputs, counts: ABCounts, prior: PriorGrid,
+              seed: int, info: CovariateInfo | None) -> Posterior:
+    if config.estimator == "hierarchical":
+        return fit_model(inputs, config, seed, info)
+    return ESTIMATORS.get(config.estimator)(counts, config, seed, prior.mean)
+
+
+def run_waves(
+    config: InferenceConfig, prior: PriorGrid, features: np.ndarray, names: tuple[str, ...],
+    first: ABCounts, posterior: Posterior, waves: int, simulate_wave: WaveSimulator, seed: int,
+    truth: np.ndarray,
+) -> pd.DataFrame:
+    """Refit after each further simulated A/B wave; one row per wave x cell.
+
+    Wave 1 is the run's own test (its posterior is reused); wave ``w`` adds the counts of
+    ``simulate_wave(w - 1)``. Waves use half the configured draws; only the data change, so
+    nutpie reuses its compiled model (the PyMC sampler compiles each wave again).
+    """
+    light = config.model_copy(update={"draws": max(config.draws // 2, 100)})
+    exposures, responses = first.exposures.copy(), first.responses.copy()
+    rows = [_wave_rows(1, posterior, exposures, truth)]
+    for w in range(2, waves + 2):
+        extra = simulate_wave(w - 1)
+        exposures = exposures + extra.exposures
+        responses = responses + extra.responses
+        counts = ABCounts(first.persona_ids, first.campaign_ids, exposures, responses)
+        # the run's own fit is the one whose health is reported: wave fits' sampler
+        # warnings go to INFO (they stay in the waves table)
+        with filtered_logger("personasim.bayes.diagnostics", warnings_to_info):
+            fitted = _estimate(light, _grid(prior, counts, features, names), counts, prior,
+                               seed + w, None)
+        rows.append(_wave_rows(w, fitted, exposures, truth))
+        logger.info("A/B wave %d: %d exposures, RMSE to truth %.4f", w, int(exposures.sum()),
+                    _rmse(rows[-1]))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _wave_rows(wave: int, posterior: Posterior, exposures: np.ndarray,
+               truth: np.ndarray) -> pd.DataFrame:
+    low, high = posterior.interval(0.9)
+    n_p, n_k = exposures.shape
+    diag = posterior.diagnostics
+    return pd.DataFrame({
+        "wave": wave,
+        PERSONA_ID: np.repeat(np.asarray(posterior.persona_ids, dtype=object), n_k),
+        CAMPAIGN_ID: np.tile(np.asarray(posterior.campaign_ids, dtype=object), n_p),
+        "exposures": exposures.ravel(),
+        "mean": posterior.mean().astype(np.float64).ravel(),
+        "p_low": low.astype(np.float64).ravel(),
+        "p_high": high.astype(np.float64).ravel(),
+        "truth": np.asarray(truth, dtype=np.float64).ravel(),
+        "rhat_max": diag.rhat_max,
+        "ess_bulk_min": diag.ess_bulk_min,
+        "divergences": diag.divergences,
+    })

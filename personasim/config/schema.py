@@ -1,0 +1,439 @@
+"""The experiment config: one YAML file, validated by pydantic with ``extra="forbid"``.
+
+Defaults live on the fields; a user's YAML overrides them. ``load_config`` turns every
+problem into a one-line :class:`~personasim.core.errors.ConfigError` naming the file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from personasim.config.campaign import Campaign
+from personasim.config.persona import Persona
+from personasim.core.errors import ConfigError
+from personasim.core.suggest import did_you_mean
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Files for data mode; paths are relative to the config file."""
+
+    recipients: Path | None = Field(None, description="recipient_id + attributes (+ consent).")
+    campaigns: Path | None = Field(None, description="campaign_id, value, cost (+ control).")
+    ab_results: Path | None = Field(None, description="recipient_id, campaign_id, outcome.")
+    ab_counts: Path | None = Field(
+        None, description="Aggregated A/B counts: segment, campaign_id, exposures, responses."
+    )
+
+
+class DatasetConfig(_Strict):
+    """A public dataset used as the data-mode inputs (see ``personasim.data.hillstrom``)."""
+
+    name: str = Field("hillstrom", description="Registered dataset: hillstrom.")
+    outcome: Literal["visit", "conversion", "spend"] = Field(
+        "visit", description="What a response is; spend is conversion times its value."
+    )
+    value: float | None = Field(
+        None, ge=0, description="Value of one response (default $1 a visit, mean spend per sale)."
+    )
+    cost: float = Field(0.05, ge=0, description="Cost of one e-mail.")
+    holdout_fraction: float = Field(
+        0.5, ge=0, lt=1, description="Share of customers held out for evaluation (0: none)."
+    )
+    path: Path | None = Field(
+        None, description="Local copy (default $PERSONASIM_DATA, else the cached download)."
+    )
+    sample: int | None = Field(
+        None, ge=300, description="Use a seeded random sample of this many customers."
+    )
+
+
+class SynthesisConfig(_Strict):
+    """How personas are synthesized from a recipients file."""
+
+    method: str = Field("kmeans", description="Registered synthesizer: kmeans or dbscan.")
+    k: int | Literal["auto"] = Field("auto", description="Number of personas, or 'auto'.")
+    k_range: tuple[int, int] = Field((2, 8), description="Range searched when k is 'auto'.")
+    features: list[str] | None = Field(None, description="Columns to cluster on (default all).")
+    eps: float = Field(1.5, gt=0, description="DBSCAN neighbourhood radius (standardized units).")
+    min_samples: int = Field(20, ge=1, description="DBSCAN core-point threshold.")
+    sample_size: int = Field(5000, ge=100, description="Rows used to choose k.")
+
+
+class PopulationConfig(_Strict):
+    """The simulated audience."""
+
+    size: int = Field(10_000, ge=1, description="Recipients split over personas by share.")
+
+
+class FatigueConfig(_Strict):
+    """Fatigue builds with exposures and decays over time."""
+
+    enabled: bool = True
+    weight: float = Field(1.0, ge=0, description="Logit penalty per unit of fatigue.")
+    recovery: float = Field(0.3, ge=0, le=1, description="Share of fatigue lost each week.")
+
+
+class NetworkConfig(_Strict):
+    """The word-of-mouth graph over recipients."""
+
+    generator: str = Field("watts_strogatz", description="Registered graph generator.")
+    params: dict[str, float | int] = Field(default_factory=dict, description="Its parameters.")
+    file: Path | None = Field(None, description="Edge list (source,target) instead of a generator.")
+
+
+class InfluenceConfig(_Strict):
+    """Word-of-mouth: neighbours' responses raise a recipient's response logit."""
+
+    enabled: bool = True
+    weight: float = Field(2.0, ge=0, description="Logit gain at 100% of neighbours responding.")
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+
+
+class EventConfig(_Strict):
+    """An external event that changes behaviour in given weeks (1-based, inclusive)."""
+
+    name: str
+    start_week: int = Field(ge=1)
+    end_week: int = Field(ge=1)
+    propensity_shift: float = Field(0.0, description="Added to every response logit.")
+    price_sensitivity_multiplier: float = Field(1.0, ge=0, description="Scales price sensitivity.")
+    fatigue_multiplier: float = Field(1.0, ge=0, description="Scales fatigue built per exposure.")
+    personas: list[str] | None = Field(None, description="Personas affected (default all).")
+    channels: list[str] | None = Field(None, description="Channels affected (default all).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventConfig:
+        if self.end_week < self.start_week:
+            raise ValueError("end_week must be >= start_week")
+        return self
+
+
+class DynamicsConfig(_Strict):
+    """Transition dynamics between weeks."""
+
+    fatigue: FatigueConfig = Field(default_factory=FatigueConfig)
+    influence: InfluenceConfig = Field(default_factory=InfluenceConfig)
+    events: list[EventConfig] = Field(default_factory=list)
+    events_file: Path | None = Field(None, description="CSV calendar with EventConfig columns.")
+
+
+class SimulationConfig(_Strict):
+    """The Mesa simulation."""
+
+    engine: str = Field("cohort", description="Registered engine.")
+    response_model: str = Field("logistic", description="Registered response model.")
+    horizon: int = Field(12, ge=1, description="Weeks per episode.")
+    budget: float | None = Field(None, gt=0, description="Total send budget per episode.")
+
+
+class ABTestConfig(_Strict):
+    """The A/B test: simulated here, or read from ``data.ab_results``."""
+
+    source: Literal["auto", "simulate", "file"] = "auto"
+    sample_size: int = Field(4000, ge=10, description="Recipients randomized in a simulated test.")
+    waves: int = Field(
+        3, ge=0, le=20, description="Extra simulated A/B waves for the convergence plot (0: none)."
+    )
+
+
+class PrivacyConfig(_Strict):
+    """Differential privacy: noise added to the aggregated A/B counts before inference."""
+
+    mechanism: Literal["none", "laplace", "gaussian"] = Field(
+        "none", description="Noise on counts: none, laplace (pure DP) or gaussian ((eps, delta))."
+    )
+    epsilon: float = Field(1.0, gt=0, description="Privacy budget; smaller adds more noise.")
+    delta: float = Field(1e-6, gt=0, lt=1, description="Gaussian mechanism's delta.")
+
+
+class InferenceConfig(_Strict):
+    """Bayesian updating of persona x campaign response rates."""
+
+    sampler: Literal["auto", "nutpie", "pymc"] = Field("auto", description="auto: nutpie if there.")
+    draws: int = Field(1000, ge=50, description="Posterior draws per chain.")
+    tune: int = Field(1000, ge=50, description="Warm-up draws per chain.")
+    chains: int = Field(4, ge=1, description="Chains; nutpie runs them in parallel threads.")
+    target_accept: float = Field(
+        0.99, gt=0, lt=1, description="NUTS step-size target; high avoids divergences."
+    )
+    rhat_max: float = Field(1.01, gt=1, description="Warn above this R-hat.")
+    ess_min: float = Field(400, gt=0, description="Warn below this bulk ESS.")
+    estimator: str = Field("hierarchical", description="Registered: hierarchical, beta_binomial.")
+    method: Literal["auto", "nuts", "advi"] = Field(
+        "auto", description="nuts, advi (variational), or auto: advi above advi_above_cells."
+    )
+    advi_above_cells: int = Field(20_000, ge=1, description="auto uses ADVI above this many cells.")
+    advi_iterations: int = Field(30_000, ge=100, description="ADVI optimization steps.")
+    fallback: bool = Field(True, description="Use the Beta-Binomial update if sampling fails.")
+    covariates: list[str] | Literal["auto"] | None = Field(
+        "auto", description="Recipient covariates to test: auto (numeric attributes), a list, null."
+    )
+    max_covariates: int = Field(4, ge=0, le=8, description="At most this many covariates kept.")
+    covariate_bins: int = Field(5, ge=2, le=20, description="Quantile bins per covariate.")
+    covariate_alpha: float = Field(
+        1.0, gt=0, le=1,
+        description="Keep a covariate whose score-test p-value is at most this; the default 1 "
+        "keeps every candidate (up to max_covariates, most significant first) and lets the "
+        "hierarchical slopes shrink weak ones.",
+    )
+    privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())
+    prior_run: Path | None = Field(
+        None, description="Start from this earlier run's posterior (personasim run --prior)."
+    )
+
+
+class PolicyConfig(_Strict):
+    """Policy training and evaluation."""
+
+    algorithm: str = Field("ppo", description="Registered SB3 algorithm: ppo, a2c or dqn.")
+    total_timesteps: int = Field(20_000, ge=1)
+    n_envs: int = Field(1, ge=1, description="Vectorized training environments.")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="Passed to SB3.")
+    baselines: list[str] = Field(
+        default_factory=lambda: ["random", "ab_winner", "thompson"],
+        description="Registered baseline policies evaluated beside the trained one.",
+    )
+    eval_seeds: int = Field(5, ge=2, description="Evaluation episodes, one per seed.")
+    compare_algorithms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="More SB3 algorithms trained and evaluated too: name -> SB3 overrides.",
+    )
+    training_seeds: int = Field(1, ge=1, description="Training runs (seeds) per SB3 algorithm.")
+    validation_episodes: int = Field(
+        5, ge=1, description="Episodes, on their own seeds, that pick the best training seed."
+    )
+    checkpoint_every: int | None = Field(
+        10_000, ge=1, description="Training checkpoint every N timesteps (null: on stop only)."
+    )
+    torch_threads: int = Field(1, ge=1, description="Torch CPU threads for training/evaluation.")
+
+
+class PrioritizationConfig(_Strict):
+    """The per-recipient ranking."""
+
+    top_n: int | None = Field(None, ge=1, description="Keep the top N campaigns per recipient.")
+    credible_interval: float = Field(0.9, gt=0, lt=1)
+    membership_temperature: float = Field(
+        1.0, gt=0, description="Soft persona membership: softmax temperature on distance."
+    )
+
+
+class OutputConfig(_Strict):
+    """What the run writes."""
+
+    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+    plots: bool = True
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    personas: list[Persona] = Field(default_factory=list)
+    campaigns: list[Campaign] = Field(default_factory=list)
+    data: DataConfig = Field(default_factory=DataConfig)
+    dataset: DatasetConfig | None = Field(None, description="A public dataset as the data.")
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    population: PopulationConfig = Field(default_factory=PopulationConfig)
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    dynamics: DynamicsConfig = Field(default_factory=DynamicsConfig)
+    ab_test: ABTestConfig = Field(default_factory=ABTestConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    prioritization: PrioritizationConfig = Field(default_factory=PrioritizationConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.dataset is not None and (self.personas or self.campaigns or any(
+                v is not None for v in self.data.model_dump().values())):
+            raise ValueError("dataset: give a dataset or personas/campaigns/data files, not both")
+        if not self.personas and self.data.recipients is None and self.dataset is None:
+            raise ValueError("give 'personas' or 'data.recipients' (to synthesize personas)")
+        if not self.campaigns and self.data.campaigns is None and self.dataset is None:
+            raise ValueError("give 'campaigns' or 'data.campaigns'")
+        _unique([p.id for p in self.personas], "personas", "persona id")
+        _unique([c.id for c in self.campaigns], "campaigns", "campaign id")
+        if sum(c.control for c in self.campaigns) > 1:
+            raise ValueError("campaigns: at most one campaign may be the control")
+        known = {c.id for c in self.campaigns}
+        if self.campaigns:
+            for i, persona in enumerate(self.personas):
+                for cid in persona.traits.affinity:
+                    if cid not in known:
+                        raise ValueError(
+                            f"personas.{i}.traits.affinity: campaign {cid!r} is not defined"
+                            f"{did_you_mean(cid, known)}"
+                        )
+                for c in self.campaigns:
+                    if c.control:
+                        continue
+                    try:
+                        persona.traits.propensity_for(c.channel)
+                    except KeyError:
+                        raise ValueError(
+                            f"personas.{i}.traits.propensity: no entry for channel "
+                            f"{c.channel!r} (campaign {c.id!r}) and no 'default'"
+                        ) from None
+        persona_ids = {p.id for p in self.personas}
+        for i, event in enumerate(self.dynamics.events):
+            for pid in event.personas or []:
+                if persona_ids and pid not in persona_ids:
+                    raise ValueError(
+                        f"dynamics.events.{i}.personas: persona {pid!r} is not defined"
+                        f"{did_you_mean(pid, persona_ids)}"
+                    )
+        return self
+
+
+def _unique(values: list[str], where: str, what: str) -> None:
+    seen: set[str] = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise ValueError(f"{where}.{i}.id: duplicate {what} {v!r}")
+        seen.add(v)
+
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(source, f"--set {item}", "expected key.path=value")
+        path, _, text = item.partition("=")
+        keys = path.strip().split(".")
+        node: Any = raw
+        for key in keys[:-1]:
+            if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            elif isinstance(node, dict):
+                node = node.setdefault(key, {})
+            else:
+                raise ConfigError(source, f"--set {path}", f"cannot descend into {key!r}")
+        last = keys[-1]
+        value = yaml.safe_load(text) if text.strip() else None
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(source, f"--set {path}", f"cannot set {last!r}")
+    return raw
+
+
+def format_validation_error(error: ValidationError, model: type[BaseModel]) -> tuple[str, str]:
+    """Return ``(location, message)`` for the first error, with a did-you-mean on typos."""
+    first = error.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        key = str(first["loc"][-1])
+        msg = f"unknown key {key!r}{did_you_mean(key, _known_keys(model, first['loc'][:-1]))}"
+    elif msg.startswith("Value error, "):
+        msg = msg.removeprefix("Value error, ")
+        if not loc and ": " in msg.split(" ")[0] + " ":
+            loc, _, msg = msg.partition(": ")
+    if first["type"] == "missing":
+        msg = "required field is missing"
+    return loc or "(top level)", msg
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names (and aliases) of the model found at ``loc``, for suggestions."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+    if current is None or not hasattr(current, "model_fields"):
+        return []
+    names = list(current.model_fields)
+    names += [f.alias for f in current.model_fields.values() if f.alias]
+    return names
+
+
+def _model_in(annotation: Any) -> Any:
+    """Find a BaseModel class inside an annotation such as ``list[Persona] | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate an experiment config.
+
+    Data-file paths are resolved relative to the config file's folder.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file and the field at fault.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(source, None, "config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", exc)
+        raise ConfigError(source, where, f"not valid YAML ({problem})") from None
+    if raw is None:
+        raise ConfigError(source, None, "config file is empty")
+    if not isinstance(raw, dict):
+        raise ConfigError(source, None, "top level must be a mapping of keys")
+    raw = apply_overrides(raw, overrides or [], source)
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        loc, msg = format_validation_error(exc, ExperimentConfig)
+        raise ConfigError(source, loc, msg) from None
+    return resolve_paths(config, path)
+
+
+def resolve_paths(config: ExperimentConfig, config_path: Path) -> ExperimentConfig:
+    """Make data, events and graph file paths absolute (relative to the config's folder).
+
+    Raises
+    ------
+    ConfigError
+        If a named file does not exist.
+    """
+    base = config_path.parent
+    updates: list[tuple[str, BaseModel, str]] = [
+        ("data.recipients", config.data, "recipients"),
+        ("data.campaigns", config.data, "campaigns"),
+        ("data.ab_results", config.data, "ab_results"),
+        ("data.ab_counts", config.data, "ab_counts"),
+        ("dynamics.events_file", config.dynamics, "events_file"),
+        ("dynamics.influence.network.file", config.dynamics.influence.network, "file"),
+    ]
+    updates += [("dataset.path", config.dataset, "path")] if config.dataset else []
+    for loc, owner, attr in updates:
+        value = getattr(owner, attr)
+        if value is None:
+            continue
+        resolved = value if value.is_absolute() else (base / value).resolve()
+        if not resolved.is_file():
+            raise ConfigError(str(config_path), loc, f"file not found: {value}")
+        object.__setattr__(owner, attr, resolved)
+    return config

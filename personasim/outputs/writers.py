@@ -1,0 +1,136 @@
+"""Writing and reading output tables in the registered formats (CSV and Parquet).
+
+Exporters are looked up by name in :data:`EXPORTERS`, so ``output.formats`` in the config
+picks them; an unknown name lists the known ones. CSV is written with ``\\n`` line endings
+and no index, so the same frame always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from personasim.core.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+Exporter = Callable[[pd.DataFrame, Path], Path]
+
+#: Table writers by format name: ``(df, path_without_suffix) -> written path``.
+EXPORTERS: Registry[Exporter] = Registry("exporter")
+
+
+def _with_suffix(path: Path, suffix: str) -> Path:
+    """Append ``suffix`` to ``path`` (keeping dots already in the stem)."""
+    return path.with_name(path.name + suffix)
+
+
+@EXPORTERS.register("csv")
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``<path>.csv`` without the index, with ``\\n`` line endings.
+
+    Parameters
+    ----------
+    df
+        The table.
+    path
+        Destination without suffix.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    target = _with_suffix(Path(path), ".csv")
+    df.to_csv(target, index=False, lineterminator="\n", encoding="utf-8")
+    return target
+
+
+@EXPORTERS.register("parquet")
+def write_parquet(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``<path>.parquet`` with pyarrow, without the index.
+
+    Parameters
+    ----------
+    df
+        The table.
+    path
+        Destination without suffix.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    target = _with_suffix(Path(path), ".parquet")
+    df.to_parquet(target, engine="pyarrow", index=False)
+    return target
+
+
+def export_table(
+    df: pd.DataFrame, directory: str | Path, stem: str, formats: Iterable[str]
+) -> list[Path]:
+    """Write ``df`` as ``<directory>/<stem>.<format>`` for each format.
+
+    Parameters
+    ----------
+    df
+        The table.
+    directory
+        Output folder (created if missing).
+    stem
+        File name without suffix.
+    formats
+        Registered exporter names, e.g. ``["csv", "parquet"]``; duplicates are written once.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in the order of ``formats``.
+
+    Raises
+    ------
+    personasim.core.registry.UnknownNameError
+        If a format is not registered (before anything is written).
+    """
+    names = list(dict.fromkeys(formats))
+    writers = [EXPORTERS.get(name) for name in names]
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [writer(df, folder / stem) for writer in writers]
+    for path in written:
+        logger.info("wrote %s (%d rows)", path, len(df))
+    return written
+
+
+def read_table_any(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`export_table`, choosing the reader by suffix.
+
+    Parameters
+    ----------
+    path
+        A ``.csv`` or ``.parquet`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table; in CSV files, ``id`` and ``*_id`` columns are read as strings.
+
+    Raises
+    ------
+    ValueError
+        If the suffix is neither ``.csv`` nor ``.parquet``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        header = pd.read_csv(path, nrows=0).columns
+        ids = {c: str for c in header if c == "id" or str(c).endswith("_id")}
+        return pd.read_csv(path, dtype=ids, keep_default_na=True)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path, engine="pyarrow")
+    raise ValueError(f"{path}: unknown table format {suffix or '(no suffix)'!r}; "
+                     "known: .csv, .parquet")
