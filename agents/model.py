@@ -14,8 +14,8 @@ from personasim.behaviour.population import sample_cohort
 from personasim.behaviour.response import RESPONSE_MODELS
 from personasim.behaviour.transition import EventCalendar, InfluenceOperator
 from personasim.config.campaign import Campaign, CampaignArrays
-from personasim.config.persona import Persona
-from personasim.config.schema import DynamicsConfig, EventConfig
+from personasim.config.persona import Persona, cohort_sizes
+from personasim.config.schema import DynamicsConfig, EventConfig, ExperimentConfig
 from personasim.core.registry import Registry
 
 NO_SEND = -1
@@ -284,3 +284,24 @@ class CampaignModel(mesa.Model):
 
 ENGINES: Registry[type[CampaignModel]] = Registry("simulation engine")
 ENGINES.add("cohort", CampaignModel)
+
+
+def simulation_from_config(
+    config: ExperimentConfig,
+    personas: Sequence[Persona],
+    campaigns: Sequence[Campaign],
+    events: Sequence[EventConfig],
+    rng: np.random.Generator | int,
+    adjacency: sparse.spmatrix | None = None,
+) -> CampaignModel:
+    """A fresh simulation of ``personas`` with the config's engine, dynamics and budget.
+
+    Cohort sizes split ``config.population.size`` by persona share; ``adjacency`` is the word
+    of mouth graph (``None``: no influence, as one A/B week needs none).
+    """
+    engine = ENGINES.get(config.simulation.engine)
+    return engine(
+        personas, cohort_sizes(list(personas), config.population.size), campaigns,
+        config.dynamics, events, config.simulation.response_model, config.simulation.budget,
+        adjacency, rng,
+    )

@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from personasim.config.schema import load_config
-from personasim.experiments.runner import infer, run_ab_test
+from personasim.core.interrupts import StopFlag
+from personasim.experiments.stage import RunContext
+from personasim.experiments.stages import ab_test
+from personasim.experiments.stages.inference import infer
 from personasim.experiments.stages.inputs import load_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +35,9 @@ def check(path: Path) -> dict[str, Any]:
     config = load_config(path, ["ab_test.waves=0"])
     start = time.perf_counter()
     inputs = load_inputs(config, str(path), config.seed)
-    ab = run_ab_test(config, inputs)
-    outcome = infer(config, inputs, ab)
+    ctx = RunContext(config, str(path), Path("."), StopFlag())
+    ab = ab_test.run(ctx, lambda done: None, inputs)
+    outcome = infer(ctx, inputs, ab)
     d = outcome.posterior.diagnostics
     return {
         "config": path.name, "sampler": d.sampler, "rhat_max": round(d.rhat_max, 4),

@@ -186,9 +186,12 @@ def worker_env(n: int, env_steps: int, ppo_steps: int) -> dict[str, Any]:
             sim_time[0] += time.perf_counter() - start
             return out
 
+    graph_cache = GraphCache()
+
     def factory() -> gym.Env:  # type: ignore[type-arg]
         return Timed(CampaignEnv.from_config(config, list(config.personas),
-                                             list(config.campaigns), list(config.dynamics.events)))
+                                             list(config.campaigns), list(config.dynamics.events),
+                                             graph_cache=graph_cache))
 
     policy = config.policy.model_copy(update={"total_timesteps": ppo_steps, "n_envs": 1})
     trained = train_policy(factory, policy, seed=0, log_dir=None)

@@ -26,6 +26,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+from personasim.behaviour.network import GraphCache
 from personasim.config.schema import load_config
 from personasim.envs import CampaignEnv
 from personasim.experiments.stages.inputs import load_inputs
@@ -39,11 +40,12 @@ class _Factory:
 
     def __init__(self) -> None:
         self.config = load_config(CONFIG)
+        self.graph_cache = GraphCache()
         self.inputs = load_inputs(self.config, str(CONFIG), 0)
 
     def __call__(self) -> CampaignEnv:
         return CampaignEnv.from_config(self.config, self.inputs.personas, self.inputs.campaigns,
-                                       self.inputs.events)
+                                       self.inputs.events, graph_cache=self.graph_cache)
 
 
 def _cpu_seconds() -> float:

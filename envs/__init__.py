@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium
 
+from personasim.behaviour.network import GraphCache
 from personasim.envs.campaign_env import (
     FATIGUE_OBS_MAX,
     MAX_FLAT_ACTIONS,
@@ -11,12 +12,17 @@ from personasim.envs.campaign_env import (
     CampaignEnv,
     FlatActionWrapper,
 )
+from personasim.envs.factory import make_campaign_env
 
 ENV_ID = "personasim/Campaign-v0"
-"""Gymnasium id of :class:`CampaignEnv`."""
+"""Gymnasium id of :class:`CampaignEnv`, made by :func:`make_campaign_env`.
+
+``gymnasium.make(ENV_ID)`` builds the quickstart scenario shipped with the package;
+``gymnasium.make(ENV_ID, config=...)`` a config file, a loaded config or a finished run.
+"""
 
 if ENV_ID not in gymnasium.registry:
-    gymnasium.register(id=ENV_ID, entry_point="personasim.envs.campaign_env:CampaignEnv")
+    gymnasium.register(id=ENV_ID, entry_point="personasim.envs.factory:make_campaign_env")
 
 __all__ = [
     "ENV_ID",
@@ -25,4 +31,6 @@ __all__ = [
     "OBS_FEATURES",
     "CampaignEnv",
     "FlatActionWrapper",
+    "GraphCache",
+    "make_campaign_env",
 ]

@@ -18,7 +18,7 @@ from gymnasium import spaces
 from scipy import sparse
 
 from personasim.agents.model import ENGINES, NO_SEND, CampaignModel
-from personasim.behaviour.network import build_adjacency
+from personasim.behaviour.network import GraphCache, build_adjacency
 from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.persona import Persona, cohort_sizes
 from personasim.config.schema import DynamicsConfig, EventConfig, ExperimentConfig, SimulationConfig
@@ -59,6 +59,10 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         Multiplier on the dollar reward. Default ``1 / n_recipients``: the reward is then
         dollars per recipient, which keeps returns O(1) for learning.
         ``info["reward_dollars"]`` always carries the unscaled value.
+    graph_cache
+        Generated graphs shared with the other environments of a run, so that the graph is
+        generated once (see :class:`~personasim.behaviour.network.GraphCache`); ``None``
+        generates it here.
 
     Notes
     -----
@@ -85,6 +89,7 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         events: Sequence[EventConfig] = (),
         graph_seed: int = 0,
         reward_scale: float | None = None,
+        graph_cache: GraphCache | None = None,
     ) -> None:
         super().__init__()
         if len(personas) != len(sizes):
@@ -117,7 +122,7 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_value = np.concatenate([[0.0], self.campaigns.value[sendable]])
         self.min_send_cost = float(self.campaigns.cost[sendable].min())
 
-        self.adjacency = self._build_graph()
+        self.adjacency = self._build_graph(graph_cache)
         self.engine = ENGINES.get(simulation.engine)
         self.model: CampaignModel | None = None
         self._episode_start: dict[str, Any] | None = None
@@ -138,11 +143,16 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         personas: list[Persona],
         campaigns: list[Campaign],
         events: Sequence[EventConfig],
+        *,
+        reward_scale: float | None = None,
+        graph_cache: GraphCache | None = None,
     ) -> CampaignEnv:
         """Build the environment from an experiment config.
 
         Cohort sizes come from :func:`~personasim.config.persona.cohort_sizes` and the graph is
-        seeded with ``config.seed``.
+        seeded with ``config.seed``. ``reward_scale`` and ``graph_cache`` are passed on to the
+        constructor. To build an environment from a config file, a config alone or a finished
+        run, see :func:`personasim.envs.factory.make_campaign_env`.
         """
         return cls(
             personas,
@@ -152,6 +162,8 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
             config.dynamics,
             events,
             graph_seed=config.seed,
+            reward_scale=reward_scale,
+            graph_cache=graph_cache,
         )
 
     @property
@@ -164,7 +176,7 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
         """Weeks per episode."""
         return int(self.simulation.horizon)
 
-    def _build_graph(self) -> sparse.csr_matrix | None:
+    def _build_graph(self, cache: GraphCache | None) -> sparse.csr_matrix | None:
         influence = self.dynamics.influence
         if not influence.enabled or influence.weight <= 0:
             return None
@@ -176,7 +188,8 @@ class CampaignEnv(gym.Env[np.ndarray, np.ndarray]):
                 for i in range(n)
             ]
         rng = np.random.default_rng(self.graph_seed)
-        adjacency = build_adjacency(influence.network, self.n_recipients, rng, recipient_ids)
+        adjacency = build_adjacency(influence.network, self.n_recipients, rng, recipient_ids,
+                                    cache)
         logger.debug("recipient graph: %d nodes, %d edges", self.n_recipients, adjacency.nnz)
         return adjacency
 

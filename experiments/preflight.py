@@ -1,25 +1,88 @@
-"""Checks that run before anything is allocated: memory for the population, graph-file ids.
+"""Checks that run before anything is allocated: plug-in names, memory, graph-file ids.
 
-Both fail with a one-line :class:`~personasim.core.errors.ConfigError` or
-:class:`~personasim.core.errors.DataError` (exit code 2 from the CLI) at the inputs stage, rather
-than part-way through a run.
+Each fails with a one-line :class:`~personasim.core.errors.ConfigError` or
+:class:`~personasim.core.errors.DataError` (exit code 2 from the CLI) from ``personasim
+validate`` or at the inputs stage, rather than part-way through a run.
+:func:`check_registered_names` is the one place that checks every name a config picks a plug-in
+by against its registry (third-party plug-ins included, see :mod:`personasim.core.plugins`).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from personasim.agents.capacity import check_capacity
-from personasim.behaviour.network import edge_indices
+from personasim.agents.model import ENGINES
+from personasim.audience.synthesis import SYNTHESIZERS
+from personasim.bayes.estimators import ESTIMATORS
+from personasim.behaviour.network import GRAPH_GENERATORS, edge_indices
+from personasim.behaviour.response import RESPONSE_MODELS
 from personasim.config.persona import cohort_sizes
 from personasim.config.schema import ExperimentConfig
+from personasim.core.errors import ConfigError
+from personasim.core.registry import Registry
+from personasim.data.hillstrom import DATASETS
+from personasim.outputs.writers import EXPORTERS
+from personasim.policies.baselines import POLICIES
+from personasim.policies.training import ALGORITHMS
 
 logger = logging.getLogger(__name__)
 
 
+def registered_names(config: ExperimentConfig) -> list[tuple[str, str, Registry[Any]]]:
+    """Every plug-in a config names: ``(field location, name, registry)``, in config order.
+
+    The graph generator counts only without a graph file, the dataset only with a
+    ``dataset`` section.
+    """
+    network = config.dynamics.influence.network
+    policy = config.policy
+    names: list[tuple[str, str, Registry[Any]]] = []
+    if config.dataset is not None:
+        names.append(("dataset.name", config.dataset.name, DATASETS))
+    names += [
+        ("synthesis.method", config.synthesis.method, SYNTHESIZERS),
+        ("simulation.engine", config.simulation.engine, ENGINES),
+        ("simulation.response_model", config.simulation.response_model, RESPONSE_MODELS),
+    ]
+    if network.file is None:
+        names.append(("dynamics.influence.network.generator", network.generator,
+                      GRAPH_GENERATORS))
+    names.append(("inference.estimator", config.inference.estimator, ESTIMATORS))
+    names.append(("policy.algorithm", policy.algorithm, ALGORITHMS))
+    names += [(f"policy.baselines.{i}", name, POLICIES) for i, name in enumerate(policy.baselines)]
+    names += [(f"policy.compare_algorithms.{name}", name, ALGORITHMS)
+              for name in policy.compare_algorithms]
+    names += [(f"output.formats.{i}", name, EXPORTERS)
+              for i, name in enumerate(config.output.formats)]
+    return names
+
+
+def check_registered_names(config: ExperimentConfig, source: str) -> None:
+    """Check every plug-in name in ``config`` against its registry.
+
+    Parameters
+    ----------
+    config
+        A validated config.
+    source
+        The config file, for the error message.
+
+    Raises
+    ------
+    ConfigError
+        On the first unknown name: one line naming ``source``, the field, the known names and,
+        when one is close, a did-you-mean hint.
+    """
+    for location, name, registry in registered_names(config):
+        if name not in registry:
+            raise ConfigError(source, location, registry.unknown_message(name))
+
+
 def preflight(config: ExperimentConfig, source: str) -> None:
-    """Check that the simulation fits in memory and that a graph file names its recipients.
+    """Check the plug-in names, that the simulation fits in memory and the graph file's ids.
 
     In data mode the recipients file's row count is the population (counted without
     loading it). The graph file is checked here when the personas are in the config and
@@ -29,11 +92,13 @@ def preflight(config: ExperimentConfig, source: str) -> None:
     Raises
     ------
     ConfigError
-        The population would not fit in the memory available (names ``population.size``, or
+        A plug-in name is not registered (see :func:`check_registered_names`), or the
+        population would not fit in the memory available (names ``population.size``, or
         ``data.recipients`` in data mode).
     DataError
         The graph file names a node that is not a recipient.
     """
+    check_registered_names(config, source)
     data_mode = config.data.recipients is not None
     if data_mode:
         n = _count_rows(config.data.recipients)

@@ -14,12 +14,11 @@ from personasim.audience.profiles import PersonaProfiles
 from personasim.bayes.storage import load_posterior
 from personasim.config.campaign import Campaign
 from personasim.config.schema import ExperimentConfig
+from personasim.core import run_layout as files
 from personasim.core.errors import DataError
 from personasim.data.files import load_recipients
 from personasim.outputs.writers import EXPORTERS
 from personasim.ranking.prioritization import prioritize
-
-RUN_FILES = ("config.yaml", "campaigns.yaml", "profiles.json", "posterior.npz")
 
 
 def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.DataFrame:
@@ -28,17 +27,18 @@ def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.
     The output format follows ``out_path``'s suffix (``.csv`` or ``.parquet``); the file is
     written under a temporary name and renamed, so a failure leaves nothing behind.
     """
-    for name in RUN_FILES:
-        if not (run_dir / name).is_file():
-            raise DataError(str(run_dir), name, "not a finished personasim run (file missing)")
+    for needed in files.RANK_INPUTS:
+        if not needed.path(run_dir).is_file():
+            raise DataError(str(run_dir), needed.name,
+                            "not a finished personasim run (file missing)")
     fmt = out_path.suffix.lstrip(".").lower()
     if fmt not in EXPORTERS:
         known = ", ".join("." + name for name in EXPORTERS)
         raise DataError(str(out_path), None, f"output must end in {known}")
-    config = ExperimentConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    config = ExperimentConfig.model_validate(yaml.safe_load(files.CONFIG.path(run_dir).read_text()))
     campaigns = [Campaign.model_validate(c)
-                 for c in yaml.safe_load((run_dir / "campaigns.yaml").read_text())]
-    profiles = PersonaProfiles.from_dict(json.loads((run_dir / "profiles.json").read_text()))
+                 for c in yaml.safe_load(files.CAMPAIGNS.path(run_dir).read_text())]
+    profiles = PersonaProfiles.from_dict(json.loads(files.PROFILES.path(run_dir).read_text()))
     posterior = load_posterior(run_dir)
     recipients = load_recipients(recipients_path)
     audience = audience_from_recipients(

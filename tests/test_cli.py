@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -139,3 +141,22 @@ def test_one_line_errors_have_no_ansi_wrapping(tmp_path: Path) -> None:
     result = invoke("validate", config)
     one_line_error(result, "campaigns.0.cost")
     assert not re.search(r"\x1b\[", result.output)
+
+
+HEAVY_MODULES = ("torch", "stable_baselines3", "pymc", "pytensor", "nutpie")
+
+
+def test_validate_imports_no_torch_sb3_or_pymc() -> None:
+    """Checking a config (registries included) must not pay for the training/sampling stacks."""
+    repo = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys\n"
+        "from personasim.cli import app\n"
+        "app(['validate', 'configs/quickstart.yaml'], standalone_mode=False)\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "OK configs/quickstart.yaml" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

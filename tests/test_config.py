@@ -75,3 +75,13 @@ def test_duplicate_ids_and_two_controls_rejected(tmp_path: Path) -> None:
     assert "duplicate" in _bad(tmp_path, lambda c: c["campaigns"].append({"id": "sale"}))
     assert "control" in _bad(
         tmp_path, lambda c: c["campaigns"].append({"id": "h2", "control": True}))
+
+
+def test_plugin_names_are_plain_strings_checked_later(tiny_config_path: Path) -> None:
+    """The schema sits below the registries: any name loads; validate/preflight check it."""
+    config = load_config(tiny_config_path, ["output.formats=[csv, feather]",
+                                            "simulation.response_model=my_model"])
+    assert config.output.formats == ["csv", "feather"]
+    assert config.simulation.response_model == "my_model"
+    field = type(config.output).model_fields["formats"]
+    assert field.annotation == list[str] and "Registered" in (field.description or "")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from personasim.core.registry import UnknownNameError
-from personasim.outputs.writers import EXPORTERS, export_table, read_table_any
+from personasim.outputs.writers import EXPORTERS, READERS, export_table, read_table_any
 
 
 @pytest.fixture
@@ -66,3 +66,10 @@ def test_read_unknown_suffix(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(ValueError, match="csv"):
         read_table_any(path)
+
+
+def test_readers_are_registered_by_suffix(table: pd.DataFrame, tmp_path: Path) -> None:
+    assert {"csv", "parquet", "pq"} <= set(READERS.names())
+    (path,) = export_table(table, tmp_path, "t", ["parquet"])
+    alias = path.rename(tmp_path / "t.PQ")
+    pd.testing.assert_frame_equal(read_table_any(alias), table)

@@ -23,6 +23,19 @@ def test_wheel_holds_only_the_personasim_package(tmp_path: Path) -> None:
     for module in ("envs/campaign_env.py", "agents/model.py", "experiments/runner.py"):
         assert f"personasim/{module}" in names
     assert "personasim/py.typed" in names
+    assert "personasim/config/scenarios/quickstart.yaml" in names
+    shipped = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
+    assert shipped == _source_packages(), "a subpackage is missing from pyproject's packages"
+
+
+def _source_packages() -> set[str]:
+    """Every package folder of the source tree, as its path inside the wheel."""
+    found = set()
+    for top, inside in (("personasim", "personasim"), ("agents", "personasim/agents"),
+                        ("envs", "personasim/envs"), ("experiments", "personasim/experiments")):
+        for init in (ROOT / top).rglob("__init__.py"):
+            found.add(str(Path(inside) / init.parent.relative_to(ROOT / top)).rstrip("/."))
+    return found
 
 
 def test_mapped_subpackages_import_under_personasim() -> None:

@@ -168,15 +168,16 @@ def test_interrupted_run_resumes_without_redoing_anything(
 ) -> None:
     from personasim.config.schema import load_config
     from personasim.experiments import runner
+    from personasim.experiments.stages import inference
 
     inferred: list[int] = []
-    real_infer = runner.infer
+    real_infer = inference.infer
 
     def counted_infer(*args: Any) -> Any:
         inferred.append(1)
         return real_infer(*args)
 
-    monkeypatch.setattr(runner, "infer", counted_infer)
+    monkeypatch.setattr(inference, "infer", counted_infer)
     overrides = [f"policy.{k}={v}" for k, v in TINY_RESUME_POLICY.items()]
     overrides += ["output.plots=false", "inference.draws=50", "inference.tune=50",
                   "inference.chains=1"]

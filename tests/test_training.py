@@ -15,6 +15,7 @@ from personasim.envs import CampaignEnv
 from personasim.policies.baselines import PolicyContext, SB3Policy, make_policy
 from personasim.policies.training import (
     ALGORITHMS,
+    AlgorithmSpec,
     default_hyperparameters,
     load_policy,
     save_policy,
@@ -127,3 +128,27 @@ def test_unknown_algorithm_lists_known_ones() -> None:
     assert ALGORITHMS.names() == ["a2c", "dqn", "ppo"]
     with pytest.raises(KeyError, match="known: a2c, dqn, ppo"):
         train_policy(_env_factory(), PolicyConfig(algorithm="sac"), seed=0, log_dir=None)
+
+
+def test_algorithms_are_specs_that_import_sb3_on_demand() -> None:
+    from stable_baselines3 import DQN, PPO
+
+    assert ALGORITHMS.get("ppo").algorithm_class() is PPO
+    assert ALGORITHMS.get("dqn").algorithm_class() is DQN
+    assert [n for n in ALGORITHMS.names() if ALGORITHMS.get(n).flat_actions] == ["dqn"]
+    dqn = default_hyperparameters("dqn", horizon=6, n_envs=1, total_timesteps=500)
+    assert dqn["learning_starts"] == 50 and dqn["exploration_final_eps"] == 0.05
+
+
+def test_a_registered_spec_trains_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stable_baselines3 import A2C
+
+    monkeypatch.setattr(ALGORITHMS, "_items", dict(ALGORITHMS._items))
+    ALGORITHMS.add("a2c_short", AlgorithmSpec(
+        A2C, lambda horizon, n_envs, total, overrides: {"n_steps": 2, "gamma": 0.5}))
+    assert default_hyperparameters("a2c_short", 6, 1, 100, {"gamma": 0.9}) == {
+        "n_steps": 2, "gamma": 0.9}
+    result = train_policy(_env_factory(), PolicyConfig(algorithm="a2c_short", total_timesteps=16),
+                          seed=0, log_dir=None)
+    assert isinstance(result.model, A2C) and result.algorithm == "a2c_short"
+    assert result.hyperparameters == {"n_steps": 2, "gamma": 0.5}

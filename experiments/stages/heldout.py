@@ -1,9 +1,9 @@
-"""The runner's last stages: held-out evaluation (when customers were held out) and the report.
+"""Stage: held-out evaluation, when part of the customers was held out.
 
 :func:`evaluate_heldout` scores the prioritization table on the held-out customers against
 fixed arms, random and a T-learner (``offline_evaluation.csv``), draws the uplift curves
 (``qini.csv``, ``qini.png``) and checks the calibrated simulation against the held-out rates
-(``sim_to_real.csv``). :func:`write_persona_report` writes ``report.html`` for every run.
+(``sim_to_real.csv``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from personasim.audience.descriptions import member_facts, roles_for
 from personasim.audience.profiles import default_features
-from personasim.config.persona import cohort_sizes
 from personasim.config.schema import ExperimentConfig
+from personasim.core import run_layout as files
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, Posterior
 from personasim.evaluation.offline import (
     TABLE,
@@ -33,11 +32,15 @@ from personasim.evaluation.offline import (
     uplift_curve,
 )
 from personasim.evaluation.sim_to_real import SimulationSettings, sim_to_real
+from personasim.experiments.progress import Advance
+from personasim.experiments.seeds import stage_seed
+from personasim.experiments.stage import RunContext, Stage
 from personasim.experiments.stages.inputs import Inputs
 from personasim.outputs.evaluation_plots import plot_qini, plot_sim_to_real
-from personasim.outputs.report import ReportContext, persona_cards, write_report
 
 logger = logging.getLogger(__name__)
+
+STAGE = Stage("heldout_evaluation", "Held-out evaluation")
 
 METRICS = {"visit": ("visit", False), "spend": ("spend", False), "net_value": ("value", True)}
 """Reported metric -> (held-out outcome, net of e-mail cost)."""
@@ -156,46 +159,18 @@ def _summary(evaluation: pd.DataFrame, curves: pd.DataFrame, sim: pd.DataFrame,
 
 def write_heldout(out: Path, result: HeldOutResult, plots: bool) -> None:
     """Write the evaluation tables (and plots) into the run directory."""
-    result.evaluation.to_csv(out / "offline_evaluation.csv", index=False)
-    result.curves.to_csv(out / "qini.csv", index=False)
-    result.sim_to_real.to_csv(out / "sim_to_real.csv", index=False)
+    result.evaluation.to_csv(files.OFFLINE_EVALUATION.path(out), index=False)
+    result.curves.to_csv(files.QINI.path(out), index=False)
+    result.sim_to_real.to_csv(files.SIM_TO_REAL.path(out), index=False)
     if plots:
-        plot_qini(result.curves, out / "qini.png", result.operating)
-        plot_sim_to_real(result.sim_to_real, out / "sim_to_real.png")
+        plot_qini(result.curves, files.QINI_PLOT.path(out), result.operating)
+        plot_sim_to_real(result.sim_to_real, files.SIM_TO_REAL_PLOT.path(out))
 
 
-def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
-                         posterior: Posterior, table: pd.DataFrame,
-                         heldout: HeldOutResult | None) -> Path:
-    """Write ``report.html`` with one card per persona (and the held-out evaluation)."""
-    recipients = inputs.recipients
-    if recipients is not None and PERSONA_ID in recipients:
-        sizes = recipients[PERSONA_ID].value_counts().to_dict()
-        roles = roles_for(recipients.columns)
-        facts = {pid: member_facts(rows.drop(columns=[PERSONA_ID]), roles)
-                 for pid, rows in recipients.groupby(PERSONA_ID)}
-    else:
-        counts = cohort_sizes(inputs.personas, config.population.size)
-        sizes = {p.id: n for p, n in zip(inputs.personas, counts, strict=True)}
-        facts = {p.id: {k: str(v) for k, v in p.attributes.items()} for p in inputs.personas}
-    outcome = {"visit": "visits", "conversion": "orders", "spend": "orders"}.get(
-        config.dataset.outcome if config.dataset else "", "responses")
-    cards = persona_cards(inputs.personas, posterior, inputs.campaigns, sizes, facts, table,
-                          heldout.sim_to_real if heldout else None, outcome,
-                          config.prioritization.credible_interval)
-    campaigns = "; ".join(f"{c.offer or c.id} (a response is worth ${c.value:,.2f}, a send "
-                          f"costs ${c.cost:.2f})" for c in inputs.campaigns if not c.control)
-    intro = (f"{config.description + ' ' if config.description else ''}"
-             f"{sum(sizes.values()):,} customers in {len(cards)} personas. Campaigns: "
-             f"{campaigns}.")
-    figures: list[tuple[str, str]] = []
-    if heldout is not None and config.output.plots:
-        figures = [("qini.png", "Uplift curves: the gain over sending nothing as more "
-                    "customers are e-mailed in the order each model ranks them."),
-                   ("sim_to_real.png", "Each persona × arm cell: the simulation's 90% "
-                    "interval against the rate observed on held-out customers.")]
-    context = ReportContext(f"Persona report: {config.name}", intro, outcome,
-                            heldout.evaluation if heldout else None,
-                            heldout.sim_to_real if heldout else None, figures,
-                            {c.id: c.offer or c.id for c in inputs.campaigns})
-    return write_report(out, cards, context, config.output.plots)
+def run(ctx: RunContext, advance: Advance, inputs: Inputs, posterior: Posterior,
+        table: pd.DataFrame) -> HeldOutResult:
+    """Score the table on the held-out customers and write the evaluation files."""
+    result = evaluate_heldout(ctx.config, inputs, posterior, table,
+                              stage_seed(ctx.config.seed, "heldout"))
+    write_heldout(ctx.out, result, ctx.config.output.plots)
+    return result

@@ -28,6 +28,9 @@ from personasim.data.files import (
     load_recipients,
 )
 from personasim.experiments.preflight import preflight
+from personasim.experiments.progress import Advance
+from personasim.experiments.seeds import stage_seed
+from personasim.experiments.stage import RunContext, Stage
 from personasim.policies.baselines import POLICIES
 from personasim.policies.training import ALGORITHMS
 
@@ -194,3 +197,11 @@ def _check_event_personas(events: list[EventConfig], config: ExperimentConfig, s
         for pid in event.personas or []:
             if pid not in known:
                 raise ConfigError(source, f"events.{i}.personas", f"persona {pid!r} is not defined")
+
+
+STAGE = Stage("inputs", "Loading personas, campaigns and data", saved=True)
+
+
+def run(ctx: RunContext, advance: Advance) -> Inputs:
+    """Stage: load the inputs (personas are synthesized with the stage's own seed)."""
+    return load_inputs(ctx.config, ctx.source, stage_seed(ctx.config.seed, "synthesis"))

@@ -1,7 +1,8 @@
-"""The runner's policy stages: evaluate every policy, then write the policy outputs.
+"""The policy outputs of a run: the baselines, the deployed policy and its calendars.
 
-Training is :func:`personasim.policies.comparison.train_all`; this module builds the baselines, runs
-:func:`personasim.policies.comparison.evaluate_all` and writes what a campaign team and a reviewer read:
+Training is :func:`personasim.policies.comparison.train_all` and evaluation
+:mod:`personasim.experiments.stages.evaluation`; this module builds the baselines, picks the
+deployed run and writes what a campaign team and a reviewer read:
 ``policy.zip`` (the deployed model: the primary algorithm's best run on the validation
 seeds), ``calendar.csv`` and ``calendar_detail.csv``, ``evaluation_runs.csv`` and one
 learning-curve plot per extra algorithm.
@@ -19,16 +20,14 @@ import gymnasium as gym
 import pandas as pd
 
 from personasim.config.schema import ExperimentConfig
-from personasim.core.interrupts import StopFlag
+from personasim.core import run_layout as files
 from personasim.core.types import ABCounts
 from personasim.outputs.plots import plot_learning_curve
 from personasim.policies.baselines import POLICIES, Policy, PolicyContext, SB3Policy
 from personasim.policies.calendar import calendar_grid, campaign_calendar
 from personasim.policies.comparison import (
-    POLICY_DIR,
     ProtocolEvaluation,
     TrainedPolicies,
-    evaluate_all,
     run_key,
 )
 
@@ -56,24 +55,6 @@ def deployed_policy(trained: TrainedPolicies, evaluation: ProtocolEvaluation,
     return run_key(algorithm, k), SB3Policy(trained.runs[algorithm][k].model)
 
 
-def evaluate_stage(
-    config: ExperimentConfig,
-    env_factory: EnvFactory,
-    ab_counts: ABCounts,
-    trained: TrainedPolicies,
-    seeds: Sequence[int],
-    validation_seeds: Sequence[int],
-    baseline_seed: int,
-    out: Path,
-    stop: StopFlag | None,
-    progress: Callable[[int], None] | None,
-) -> ProtocolEvaluation:
-    """Every baseline and trained model on ``seeds``; best runs picked on ``validation_seeds``."""
-    baselines = build_baselines(config, env_factory, ab_counts, baseline_seed)
-    return evaluate_all(env_factory, baselines, trained, seeds, validation_seeds, out,
-                        stop=stop, progress=progress)
-
-
 def write_policy_outputs(
     out: Path,
     config: ExperimentConfig,
@@ -92,23 +73,24 @@ def write_policy_outputs(
     """
     primary = config.policy.algorithm
     key, _ = deployed_policy(trained, evaluation, primary)
-    shutil.copyfile(out / POLICY_DIR / f"{key}.zip", out / "policy.zip")
+    shutil.copyfile(files.policy_file(out, key, ".zip"), files.POLICY.path(out))
     details = [
         campaign_calendar(env_factory, policy, seeds, name)
         for name, policy in build_baselines(config, env_factory, ab_counts,
                                             baseline_seed).items()
     ]
     for algorithm in trained.runs:
-        _, agent = deployed_policy(trained, evaluation, algorithm)
-        details.append(campaign_calendar(env_factory, agent, seeds, algorithm))
+        _, deployed = deployed_policy(trained, evaluation, algorithm)
+        details.append(campaign_calendar(env_factory, deployed, seeds, algorithm))
     detail = pd.concat(details, ignore_index=True)
-    detail.to_csv(out / "calendar_detail.csv", index=False)
-    calendar_grid(detail[detail["policy"] == primary]).to_csv(out / "calendar.csv", index=False)
-    evaluation.runs.to_csv(out / "evaluation_runs.csv", index=False)
+    detail.to_csv(files.CALENDAR_DETAIL.path(out), index=False)
+    calendar_grid(detail[detail["policy"] == primary]).to_csv(files.CALENDAR.path(out),
+                                                            index=False)
+    evaluation.runs.to_csv(files.EVALUATION_RUNS.path(out), index=False)
     logger.info("deployed policy: %s (calendar.csv)", key)
     if not config.output.plots:
         return
     for algorithm in trained.runs:
         curve = trained.curve[trained.curve["algorithm"] == algorithm]
         if algorithm != primary and not curve.empty:
-            plot_learning_curve(curve, out / f"learning_curve_{algorithm}.png")
+            plot_learning_curve(curve, files.algorithm_curve(out, algorithm))

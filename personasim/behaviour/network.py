@@ -21,9 +21,60 @@ GraphGenerator = Callable[[int, dict[str, float | int], int], nx.Graph]
 GRAPH_GENERATORS: Registry[GraphGenerator] = Registry("graph generator")
 
 GRAPH_CACHE_SIZE = 2
-"""Generated graphs kept for reuse by :func:`build_adjacency`."""
+"""Default number of generated graphs a :class:`GraphCache` keeps."""
 
-_GRAPH_CACHE: OrderedDict[tuple[object, ...], sparse.csr_matrix] = OrderedDict()
+GraphKey = tuple[object, ...]
+"""What identifies a generated graph: generator, sorted parameters, size and seed."""
+
+
+class GraphCache:
+    """Generated adjacency matrices kept for reuse, least recently used dropped first.
+
+    Every environment of a run rebuilds the same graph (same generator, parameters, size and
+    seed). Whoever builds the environments (a run's environment factory) creates one cache
+    and passes it to each of them, so the graph is generated once per run. The matrices it
+    hands out are shared and must not be modified.
+
+    Parameters
+    ----------
+    size
+        Most graphs kept; the least recently used is dropped beyond it.
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is below 1.
+    """
+
+    def __init__(self, size: int = GRAPH_CACHE_SIZE) -> None:
+        if int(size) < 1:
+            raise ValueError(f"a graph cache needs room for at least one graph, got {size}")
+        self.size = int(size)
+        self._graphs: OrderedDict[GraphKey, sparse.csr_matrix] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._graphs
+
+    def get(self, key: GraphKey) -> sparse.csr_matrix | None:
+        """The graph stored under ``key`` (now the most recently used), or ``None``."""
+        adjacency = self._graphs.get(key)
+        if adjacency is not None:
+            self._graphs.move_to_end(key)
+        return adjacency
+
+    def put(self, key: GraphKey, adjacency: sparse.csr_matrix) -> None:
+        """Store ``adjacency`` under ``key``, dropping the least recently used beyond ``size``."""
+        self._graphs[key] = adjacency
+        self._graphs.move_to_end(key)
+        while len(self._graphs) > self.size:
+            self._graphs.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop every stored graph."""
+        self._graphs.clear()
 
 
 @GRAPH_GENERATORS.register("watts_strogatz")
@@ -56,6 +107,7 @@ def build_adjacency(
     n: int,
     rng: np.random.Generator,
     recipient_ids: Sequence[str] | None = None,
+    cache: GraphCache | None = None,
 ) -> sparse.csr_matrix:
     """Return the ``(n, n)`` adjacency over recipients in population order.
 
@@ -69,25 +121,29 @@ def build_adjacency(
         Source of the generator's seed.
     recipient_ids
         Ids in population order; needed to read an edge list.
+    cache
+        Generated graphs to reuse, keyed by generator, parameters, size and seed; the graph
+        built here is added to it. ``None`` generates the graph afresh. An edge list is read
+        every time.
 
     Notes
     -----
-    A generated graph is cached by generator, parameters, size and seed (the last
-    :data:`GRAPH_CACHE_SIZE` graphs), because every environment of a run rebuilds the same
-    graph; the returned matrix may therefore be shared and must not be modified.
+    The seed is drawn from ``rng`` whether or not the graph is found in ``cache``, so the
+    caller's generator advances the same way either way. A matrix from ``cache`` is shared
+    with every other caller and must not be modified.
     """
     if config.file is not None:
         return read_edge_list(config.file, recipient_ids)
     generator = GRAPH_GENERATORS.get(config.generator)
     seed = int(rng.integers(2**31 - 1))
-    key = (config.generator, tuple(sorted(config.params.items())), int(n), seed)
-    if key in _GRAPH_CACHE:
-        _GRAPH_CACHE.move_to_end(key)
-        return _GRAPH_CACHE[key]
+    key: GraphKey = (config.generator, tuple(sorted(config.params.items())), int(n), seed)
+    if cache is not None:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
     adjacency = graph_to_adjacency(generator(n, config.params, seed), n)
-    _GRAPH_CACHE[key] = adjacency
-    while len(_GRAPH_CACHE) > GRAPH_CACHE_SIZE:
-        _GRAPH_CACHE.popitem(last=False)
+    if cache is not None:
+        cache.put(key, adjacency)
     return adjacency
 
 

@@ -2,7 +2,13 @@
 
 A response model is registered by name in :data:`RESPONSE_MODELS`; a config picks one with
 ``simulation.response_model``. It is a pure function of traits, state and context, so the
-cohort engine and any per-recipient engine share it.
+cohort engine and any per-recipient engine share it. A third-party package adds one by
+registering it from a ``personasim.plugins`` entry point (see :mod:`personasim.core.plugins`)::
+
+    from personasim.behaviour.response import RESPONSE_MODELS
+
+    @RESPONSE_MODELS.register("saturating")
+    class SaturatingResponse: ...
 """
 
 from __future__ import annotations

@@ -2,6 +2,13 @@
 
 Three vectorized pieces: fatigue (builds with exposures, decays over time), word-of-mouth
 influence (a sparse matrix product over the recipient graph) and an events calendar.
+
+They are not a plug-in kind picked by name: every engine applies all three, and the config's
+``dynamics`` section switches and weighs them (``fatigue.enabled``/``weight``/``recovery``,
+``influence.enabled``/``weight``, ``events``). The named extension points around them are the
+response model (:data:`~personasim.behaviour.response.RESPONSE_MODELS`), which receives the
+fatigue, influence and event effects and may ignore them (as ``static`` does), and the graph
+generator (:data:`~personasim.behaviour.network.GRAPH_GENERATORS`) that influence runs on.
 """
 
 from __future__ import annotations

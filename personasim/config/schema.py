@@ -2,6 +2,12 @@
 
 Defaults live on the fields; a user's YAML overrides them. ``load_config`` turns every
 problem into a one-line :class:`~personasim.core.errors.ConfigError` naming the file and field.
+
+Plug-ins (engine, response model, graph generator, synthesis method, estimator, algorithm,
+baseline policy, exporter, dataset) are named by their registered name, a plain ``str`` here:
+the registries live in higher layers, so the names are checked against them by
+``personasim validate`` and before a run
+(:func:`personasim.experiments.preflight.check_registered_names`), not by this schema.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class DataConfig(_Strict):
 class DatasetConfig(_Strict):
     """A public dataset used as the data-mode inputs (see ``personasim.data.hillstrom``)."""
 
-    name: str = Field("hillstrom", description="Registered dataset: hillstrom.")
+    name: str = Field("hillstrom", description="Registered dataset name (built in: hillstrom).")
     outcome: Literal["visit", "conversion", "spend"] = Field(
         "visit", description="What a response is; spend is conversion times its value."
     )
@@ -58,7 +64,9 @@ class DatasetConfig(_Strict):
 class SynthesisConfig(_Strict):
     """How personas are synthesized from a recipients file."""
 
-    method: str = Field("kmeans", description="Registered synthesizer: kmeans or dbscan.")
+    method: str = Field(
+        "kmeans", description="Registered synthesis method name (built in: kmeans, dbscan)."
+    )
     k: int | Literal["auto"] = Field("auto", description="Number of personas, or 'auto'.")
     k_range: tuple[int, int] = Field((2, 8), description="Range searched when k is 'auto'.")
     features: list[str] | None = Field(None, description="Columns to cluster on (default all).")
@@ -84,7 +92,7 @@ class FatigueConfig(_Strict):
 class NetworkConfig(_Strict):
     """The word-of-mouth graph over recipients."""
 
-    generator: str = Field("watts_strogatz", description="Registered graph generator.")
+    generator: str = Field("watts_strogatz", description="Registered graph generator name.")
     params: dict[str, float | int] = Field(default_factory=dict, description="Its parameters.")
     file: Path | None = Field(None, description="Edge list (source,target) instead of a generator.")
 
@@ -128,8 +136,8 @@ class DynamicsConfig(_Strict):
 class SimulationConfig(_Strict):
     """The Mesa simulation."""
 
-    engine: str = Field("cohort", description="Registered engine.")
-    response_model: str = Field("logistic", description="Registered response model.")
+    engine: str = Field("cohort", description="Registered simulation engine name.")
+    response_model: str = Field("logistic", description="Registered response model name.")
     horizon: int = Field(12, ge=1, description="Weeks per episode.")
     budget: float | None = Field(None, gt=0, description="Total send budget per episode.")
 
@@ -193,18 +201,21 @@ class InferenceConfig(_Strict):
 class PolicyConfig(_Strict):
     """Policy training and evaluation."""
 
-    algorithm: str = Field("ppo", description="Registered SB3 algorithm: ppo, a2c or dqn.")
+    algorithm: str = Field(
+        "ppo", description="Registered algorithm name (built in: ppo, a2c, dqn)."
+    )
     total_timesteps: int = Field(20_000, ge=1)
     n_envs: int = Field(1, ge=1, description="Vectorized training environments.")
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="Passed to SB3.")
     baselines: list[str] = Field(
         default_factory=lambda: ["random", "ab_winner", "thompson"],
-        description="Registered baseline policies evaluated beside the trained one.",
+        description="Registered policy names evaluated beside the trained one.",
     )
     eval_seeds: int = Field(5, ge=2, description="Evaluation episodes, one per seed.")
     compare_algorithms: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="More SB3 algorithms trained and evaluated too: name -> SB3 overrides.",
+        description="More algorithms trained and evaluated too: registered algorithm name "
+        "-> SB3 overrides.",
     )
     training_seeds: int = Field(1, ge=1, description="Training runs (seeds) per SB3 algorithm.")
     validation_episodes: int = Field(
@@ -229,7 +240,10 @@ class PrioritizationConfig(_Strict):
 class OutputConfig(_Strict):
     """What the run writes."""
 
-    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"])
+    formats: list[str] = Field(
+        default_factory=lambda: ["csv", "parquet"],
+        description="Registered exporter names (built in: csv, parquet) for the output tables.",
+    )
     plots: bool = True
 
 

@@ -1,6 +1,9 @@
 """Name-to-plugin registries, in the spirit of SB3's ``policy_aliases``.
 
-Configs pick plugins by registered name; an unknown name lists the known ones.
+Configs pick plugins by registered name; an unknown name lists the known ones. Reading a
+registry (``get``, ``names``, ``in``, iteration) first loads the third-party plug-ins declared
+in the ``personasim.plugins`` entry-point group (once per process, see
+:mod:`personasim.core.plugins`), so their registrations are there to be found.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from personasim.core.plugins import load_plugins
 from personasim.core.suggest import did_you_mean
 
 T = TypeVar("T")
@@ -56,6 +60,7 @@ class Registry(Generic[T]):
         UnknownNameError
             If ``name`` is unknown; the message lists the known names.
         """
+        load_plugins()
         try:
             return self._items[name]
         except KeyError:
@@ -63,14 +68,17 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         """Explain that ``name`` is unknown, with a suggestion when one is close."""
+        load_plugins()
         hint = did_you_mean(name, self._items)
         return f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._items))}"
 
     def names(self) -> list[str]:
         """Return the registered names, sorted."""
+        load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        load_plugins()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

@@ -156,3 +156,12 @@ def training_run_dir(run_dir: Path, folder: RunFile, key: str) -> Path:
 def policy_file(run_dir: Path, key: str, suffix: str) -> Path:
     """A trained model's file in ``policies/``: ``<key>.zip``, ``.json`` or ``.curve.csv``."""
     return Path(run_dir) / POLICIES.name / f"{key}{suffix}"
+
+
+def markdown_table() -> str:
+    """The README's outputs table: one row per run file, in :data:`RUN_FILES` order."""
+    rows = ["| file | format | written by | when | content |", "|---|---|---|---|---|"]
+    for f in RUN_FILES:
+        name = f"{f.name}/" if f.format == "folder" else f.name
+        rows.append(f"| `{name}` | {f.format} | {f.stage} | {f.when} | {f.content} |")
+    return "\n".join(rows) + "\n"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from personasim.core import run_layout as files
 from personasim.core.types import ABCounts, Posterior
 from personasim.outputs.plots import _figure
 
@@ -157,12 +158,12 @@ def write_bayes_plots(out: Path, outcome: InferenceOutcome, plots: bool, seed: i
     """
     out = Path(out)
     table = posterior_predictive(outcome.posterior, outcome.counts, seed, level)
-    table.to_csv(out / "ppc.csv", index=False)
+    table.to_csv(files.PPC.path(out), index=False)
     if plots and not table.empty:
-        plot_ppc(table, out / "ppc.png", level)
+        plot_ppc(table, files.PPC_PLOT.path(out), level)
     if outcome.waves is not None:
-        outcome.waves.to_csv(out / "ab_waves.csv", index=False)
+        outcome.waves.to_csv(files.AB_WAVES.path(out), index=False)
         if plots:
-            plot_waves(outcome.waves, out / "ab_waves.png")
+            plot_waves(outcome.waves, files.AB_WAVES_PLOT.path(out))
     coverage = ppc_coverage(table)
     return {"ppc_coverage_90": None if np.isnan(coverage) else round(coverage, 4)}

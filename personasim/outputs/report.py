@@ -20,12 +20,12 @@ import pandas as pd
 
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
+from personasim.core import run_layout as files
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, Posterior
 from personasim.outputs.evaluation_plots import plot_persona_response
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;
 color:#1d2329;line-height:1.45;padding:0 1rem}
@@ -307,11 +307,11 @@ def write_report(out: Path, cards: list[PersonaCard], context: ReportContext,
     for card in cards:
         name = None
         if plots:
-            name = f"card_{card.persona_id}.png"
+            name = files.persona_card(out, card.persona_id).name
             plot_persona_response(card.arms, out / name,
                                   f"{card.persona_id}: response per arm", xmax)
         with_plots.append(PersonaCard(**{**card.__dict__, "plot": name}))
-    path = out / REPORT_FILE
+    path = files.REPORT.path(out)
     path.write_text(render_report(with_plots, context), encoding="utf-8")
     logger.info("wrote %s", path)
     return path

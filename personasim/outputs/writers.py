@@ -1,8 +1,9 @@
 """Writing and reading output tables in the registered formats (CSV and Parquet).
 
 Exporters are looked up by name in :data:`EXPORTERS`, so ``output.formats`` in the config
-picks them; an unknown name lists the known ones. CSV is written with ``\\n`` line endings
-and no index, so the same frame always gives the same bytes.
+picks them (``personasim validate`` checks the names); an unknown name lists the known ones.
+Readers are looked up by file suffix in :data:`READERS`. CSV is written with ``\\n`` line
+endings and no index, so the same frame always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ logger = logging.getLogger(__name__)
 
 Exporter = Callable[[pd.DataFrame, Path], Path]
 
+Reader = Callable[[Path], pd.DataFrame]
+
 #: Table writers by format name: ``(df, path_without_suffix) -> written path``.
 EXPORTERS: Registry[Exporter] = Registry("exporter")
+
+#: Table readers by lower-case file suffix without the dot (``csv``, ``parquet``, ``pq``).
+READERS: Registry[Reader] = Registry("table reader")
 
 
 def _with_suffix(path: Path, suffix: str) -> Path:
@@ -122,15 +128,27 @@ def read_table_any(path: str | Path) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If the suffix is neither ``.csv`` nor ``.parquet``.
+        If no reader is registered for the suffix (the message lists the known ones).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        header = pd.read_csv(path, nrows=0).columns
-        ids = {c: str for c in header if c == "id" or str(c).endswith("_id")}
-        return pd.read_csv(path, dtype=ids, keep_default_na=True)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path, engine="pyarrow")
-    raise ValueError(f"{path}: unknown table format {suffix or '(no suffix)'!r}; "
-                     "known: .csv, .parquet")
+    if suffix[1:] not in READERS:
+        known = ", ".join("." + name for name in READERS.names())
+        raise ValueError(f"{path}: unknown table format {suffix or '(no suffix)'!r}; "
+                         f"known: {known}")
+    return READERS.get(suffix[1:])(path)
+
+
+@READERS.register("csv")
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV table; ``id`` and ``*_id`` columns are read as strings."""
+    header = pd.read_csv(path, nrows=0).columns
+    ids = {c: str for c in header if c == "id" or str(c).endswith("_id")}
+    return pd.read_csv(path, dtype=ids, keep_default_na=True)
+
+
+@READERS.register("parquet")
+@READERS.register("pq")
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet table with pyarrow."""
+    return pd.read_parquet(path, engine="pyarrow")

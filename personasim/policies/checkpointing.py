@@ -16,10 +16,15 @@ transition). It holds
 Files are versioned by timestep and ``latest.json`` is replaced last (atomically), so a crash
 while saving leaves the previous checkpoint usable. Resuming from a checkpoint gives the same
 model as never stopping (tested).
+
+Training hooks (:class:`LearningCurveCallback`, :class:`CheckpointCallback`) are plain
+classes that :func:`sb3_callback` wraps in one SB3 callback, so that this module imports
+without SB3 or torch.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -29,22 +34,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+import pandas as pd
 
 from personasim.core.interrupts import RunInterrupted, StopFlag
+
+if TYPE_CHECKING:  # SB3 and torch are imported when a checkpoint is written or read
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecEnv
 
 logger = logging.getLogger(__name__)
 
 POINTER = "latest.json"
 """The file naming the newest complete checkpoint in a checkpoint folder."""
+
+CURVE_COLUMNS = ("timesteps", "mean_return", "n_episodes")
+"""Columns of a training run's learning curve."""
 
 _MONITOR_FIELDS = ("rewards", "needs_reset", "episode_returns", "episode_lengths",
                    "episode_times", "total_steps", "current_reset_info")
@@ -87,6 +95,8 @@ def checkpoint_timesteps(directory: Path | None) -> int | None:
 
 
 def _rng_state(model: BaseAlgorithm) -> dict[str, Any]:
+    import torch
+
     return {
         "python": random.getstate(),
         # SB3 draws minibatch orders and epsilon-greedy coins from NumPy's legacy global
@@ -98,6 +108,8 @@ def _rng_state(model: BaseAlgorithm) -> dict[str, Any]:
 
 
 def _restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
+    import torch
+
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
     torch.set_rng_state(state["torch"])
@@ -105,6 +117,9 @@ def _restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
 
 
 def _env_states(vec_env: VecEnv) -> list[dict[str, Any]] | None:
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     if not isinstance(vec_env, DummyVecEnv):
         return None
     states = []
@@ -122,6 +137,9 @@ def _env_states(vec_env: VecEnv) -> list[dict[str, Any]] | None:
 
 
 def _restore_envs(vec_env: VecEnv, states: list[dict[str, Any]]) -> None:
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     assert isinstance(vec_env, DummyVecEnv)
     if len(states) != len(vec_env.envs):
         raise ValueError(f"checkpoint has {len(states)} environments, training has "
@@ -135,6 +153,8 @@ def _restore_envs(vec_env: VecEnv, states: list[dict[str, Any]]) -> None:
 
 def save_checkpoint(directory: Path, model: BaseAlgorithm, progress: TrainingProgress) -> Path:
     """Write a checkpoint of ``model`` and its environments; return the pointer file."""
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     env = model.get_env()
@@ -172,6 +192,8 @@ def load_checkpoint(
     When the environments cannot be restored (not a :class:`DummyVecEnv` of
     :class:`~personasim.envs.CampaignEnv`), the episodes in progress restart instead.
     """
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
     directory = Path(directory)
     if checkpoint_timesteps(directory) is None:
         return None
@@ -195,8 +217,54 @@ def load_checkpoint(
     return model, progress
 
 
-class CheckpointCallback(BaseCallback):
+class TrainingHook(Protocol):
+    """What :func:`sb3_callback` calls; ``callback`` is the SB3 callback (model, locals)."""
+
+    def on_rollout_start(self, callback: BaseCallback) -> None:
+        """Called at the start of every rollout (every collected step has been learned from)."""
+        ...
+
+    def on_step(self, callback: BaseCallback) -> None:
+        """Called after every vectorized environment step."""
+        ...
+
+
+def sb3_callback(*hooks: TrainingHook) -> BaseCallback:
+    """One SB3 callback that calls each hook, in order, at rollout starts and steps.
+
+    The hooks are plain classes, so this module and :mod:`personasim.policies.training`
+    import without SB3; the SB3 class is built on first use.
+    """
+    return _hook_callback_class()(hooks)
+
+
+@functools.cache
+def _hook_callback_class() -> type[BaseCallback]:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class HookCallback(BaseCallback):
+        """Calls plain training hooks (never stops training itself)."""
+
+        def __init__(self, hooks: tuple[TrainingHook, ...]) -> None:
+            super().__init__()
+            self.hooks = tuple(hooks)
+
+        def _on_rollout_start(self) -> None:
+            for hook in self.hooks:
+                hook.on_rollout_start(self)
+
+        def _on_step(self) -> bool:
+            for hook in self.hooks:
+                hook.on_step(self)
+            return True
+
+    return HookCallback
+
+
+class CheckpointCallback:
     """Checkpoint every ``every`` timesteps and when a stop is requested, at rollout starts.
+
+    A training hook: :func:`sb3_callback` drives it.
 
     Parameters
     ----------
@@ -220,7 +288,6 @@ class CheckpointCallback(BaseCallback):
         progress: Callable[[], TrainingProgress],
         last_saved: int = 0,
     ) -> None:
-        super().__init__()
         self.directory = directory
         self.every = every
         self.stop = stop
@@ -228,27 +295,78 @@ class CheckpointCallback(BaseCallback):
         self.last_saved = int(last_saved)
         self.saves = 0
 
-    def save(self) -> None:
-        """Write a checkpoint now (at a rollout boundary)."""
+    def save(self, model: BaseAlgorithm) -> None:
+        """Write a checkpoint of ``model`` now (at a rollout boundary)."""
         if self.directory is None:
             return
-        save_checkpoint(self.directory, self.model, self.progress())
-        self.last_saved = self.model.num_timesteps
+        save_checkpoint(self.directory, model, self.progress())
+        self.last_saved = model.num_timesteps
         self.saves += 1
 
-    def _on_rollout_start(self) -> None:
+    def on_rollout_start(self, callback: BaseCallback) -> None:
+        """Save when due or when a stop is requested (then raise TrainingInterrupted)."""
+        model = callback.model
         if self.stop is not None and self.stop.requested:
-            if (self.model.num_timesteps != self.last_saved
+            if (model.num_timesteps != self.last_saved
                     or checkpoint_timesteps(self.directory) is None):
-                self.save()
+                self.save(model)
             assert self.stop.signum is not None
-            raise TrainingInterrupted(self.stop.signum, f"training at {self.num_timesteps} steps")
-        due = self.every is not None and self.model.num_timesteps - self.last_saved >= self.every
+            raise TrainingInterrupted(self.stop.signum,
+                                      f"training at {callback.num_timesteps} steps")
+        due = self.every is not None and model.num_timesteps - self.last_saved >= self.every
         if due:
-            self.save()
+            self.save(model)
 
-    def _on_step(self) -> bool:
-        return True
+    def on_step(self, callback: BaseCallback) -> None:
+        """Nothing to do after a step."""
+
+
+class LearningCurveCallback:
+    """Record the return of every finished episode (from SB3's ``Monitor``) and report progress.
+
+    A training hook: :func:`~personasim.policies.checkpointing.sb3_callback` drives it.
+
+    Parameters
+    ----------
+    total
+        Training budget in timesteps, passed on to ``progress``.
+    progress
+        Called as ``progress(timesteps_done, total)`` after every vectorized step.
+    records
+        Records of earlier sessions (when training resumes from a checkpoint).
+    """
+
+    def __init__(
+        self,
+        total: int,
+        progress: Callable[[int, int], None] | None = None,
+        records: list[tuple[int, float]] | None = None,
+    ) -> None:
+        self.total = int(total)
+        self.progress = progress
+        self.records: list[tuple[int, float]] = list(records or [])
+
+    def on_rollout_start(self, callback: BaseCallback) -> None:
+        """Nothing to do at a rollout start."""
+
+    def on_step(self, callback: BaseCallback) -> None:
+        """Record the episodes that ended at this step; report progress."""
+        for info in callback.locals.get("infos", []):
+            episode = info.get("episode")
+            if episode is not None:
+                self.records.append((int(callback.num_timesteps), float(episode["r"])))
+        if self.progress is not None:
+            self.progress(min(int(callback.num_timesteps), self.total), self.total)
+
+    def curve(self) -> pd.DataFrame:
+        """The recorded episodes, averaged per timestep."""
+        if not self.records:
+            return pd.DataFrame({c: pd.Series(dtype=float) for c in CURVE_COLUMNS})
+        frame = pd.DataFrame(self.records, columns=["timesteps", "return"])
+        grouped = frame.groupby("timesteps", sort=True)["return"]
+        return pd.DataFrame(
+            {"mean_return": grouped.mean(), "n_episodes": grouped.size()}
+        ).reset_index()[list(CURVE_COLUMNS)]
 
 
 class Stopwatch:

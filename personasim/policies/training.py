@@ -3,28 +3,24 @@
 Algorithms are registered by name in :data:`ALGORITHMS`; :func:`train_policy` builds a
 monitored vectorized environment, merges the config's hyperparameters over per-algorithm
 defaults, trains, and records a learning curve from the episodes finished during training.
+SB3 and torch are imported only when a model is trained, loaded or saved: naming and
+validating algorithms (``personasim validate``) imports neither.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
-import torch
 from gymnasium import spaces
-from stable_baselines3 import A2C, DQN, PPO
-from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import Logger, make_output_format
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from personasim.config.schema import PolicyConfig
 from personasim.core.interrupts import StopFlag
@@ -33,23 +29,63 @@ from personasim.envs.campaign_env import MAX_FLAT_ACTIONS, FlatActionWrapper
 from personasim.envs.wrappers import SeasonEndWrapper
 from personasim.policies.checkpointing import (
     CheckpointCallback,
+    LearningCurveCallback,
     Stopwatch,
     TrainingProgress,
     checkpoint_timesteps,
     load_checkpoint,
+    sb3_callback,
 )
+
+if TYPE_CHECKING:  # SB3 (and torch) are imported when training, not to name an algorithm
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.vec_env import VecEnv
 
 logger = logging.getLogger(__name__)
 
-ALGORITHMS: Registry[type[BaseAlgorithm]] = Registry("algorithm")
-ALGORITHMS.add("ppo", PPO)
-ALGORITHMS.add("a2c", A2C)
-ALGORITHMS.add("dqn", DQN)
+HyperparameterDefaults = Callable[[int, int, int, dict[str, Any]], dict[str, Any]]
+"""``(horizon, n_envs, total_timesteps, overrides) -> defaults``; the overrides win after."""
+
+
+def _no_defaults(horizon: int, n_envs: int, total_timesteps: int,
+                 overrides: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A registered SB3 algorithm: where its class lives and how it is set up.
+
+    Attributes
+    ----------
+    target
+        The algorithm class, or ``"module:Class"`` imported on first use (so that naming
+        or validating an algorithm imports neither SB3 nor torch).
+    defaults
+        Default hyperparameters for short campaign episodes.
+    flat_actions
+        Whether it needs one ``Discrete`` action: a ``MultiDiscrete`` space is flattened to
+        its joint actions (see :class:`~personasim.envs.FlatActionWrapper`).
+    """
+
+    target: str | type[BaseAlgorithm]
+    defaults: HyperparameterDefaults = _no_defaults
+    flat_actions: bool = False
+
+    def algorithm_class(self) -> type[BaseAlgorithm]:
+        """The SB3 algorithm class (imported now when given as ``"module:Class"``)."""
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+#: SB3 algorithms by name; ``policy.algorithm`` and ``policy.compare_algorithms`` pick them.
+ALGORITHMS: Registry[AlgorithmSpec] = Registry("algorithm")
 
 SB3_POLICY = "MlpPolicy"
 """The SB3 policy network used by every registered algorithm (override: ``policy``)."""
-
-CURVE_COLUMNS = ("timesteps", "mean_return", "n_episodes")
 
 _DEFAULT_HORIZON = 12
 
@@ -90,56 +126,54 @@ class TrainResult:
     resumed_from: int = 0
 
 
-class LearningCurveCallback(BaseCallback):
-    """Record the return of every finished episode (from SB3's ``Monitor``) and report progress.
-
-    Parameters
-    ----------
-    total
-        Training budget in timesteps, passed on to ``progress``.
-    progress
-        Called as ``progress(timesteps_done, total)`` after every vectorized step.
-    records
-        Records of earlier sessions (when training resumes from a checkpoint).
-    """
-
-    def __init__(
-        self,
-        total: int,
-        progress: Callable[[int, int], None] | None = None,
-        records: list[tuple[int, float]] | None = None,
-    ) -> None:
-        super().__init__()
-        self.total = int(total)
-        self.progress = progress
-        self.records: list[tuple[int, float]] = list(records or [])
-
-    def _on_step(self) -> bool:
-        for info in self.locals.get("infos", []):
-            episode = info.get("episode")
-            if episode is not None:
-                self.records.append((int(self.num_timesteps), float(episode["r"])))
-        if self.progress is not None:
-            self.progress(min(int(self.num_timesteps), self.total), self.total)
-        return True
-
-    def curve(self) -> pd.DataFrame:
-        """The recorded episodes, averaged per timestep."""
-        if not self.records:
-            return pd.DataFrame({c: pd.Series(dtype=float) for c in CURVE_COLUMNS})
-        frame = pd.DataFrame(self.records, columns=["timesteps", "return"])
-        grouped = frame.groupby("timesteps", sort=True)["return"]
-        return pd.DataFrame(
-            {"mean_return": grouped.mean(), "n_episodes": grouped.size()}
-        ).reset_index()[list(CURVE_COLUMNS)]
-
-
 def _largest_divisor(n: int, cap: int) -> int:
     """Largest divisor of ``n`` that is at most ``cap`` and above 1 (``n`` itself if none)."""
     for d in range(min(cap, n), 1, -1):
         if n % d == 0:
             return d
     return max(n, 2)
+
+
+def _ppo_defaults(horizon: int, n_envs: int, total_timesteps: int,
+                  overrides: dict[str, Any]) -> dict[str, Any]:
+    """``8 * horizon`` steps per env per update (several episodes), a dividing minibatch."""
+    n_steps = int(overrides.get("n_steps", 8 * horizon))
+    return {
+        "n_steps": n_steps,
+        "batch_size": _largest_divisor(n_steps * n_envs, 64),
+        "learning_rate": 3e-4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.01,
+        "n_epochs": 10,
+    }
+
+
+def _a2c_defaults(horizon: int, n_envs: int, total_timesteps: int,
+                  overrides: dict[str, Any]) -> dict[str, Any]:
+    """One episode per env per update."""
+    return {"n_steps": horizon, "learning_rate": 7e-4, "gamma": 0.99, "ent_coef": 0.01}
+
+
+def _dqn_defaults(horizon: int, n_envs: int, total_timesteps: int,
+                  overrides: dict[str, Any]) -> dict[str, Any]:
+    """Learning starts, and the target network updates, early enough for small budgets."""
+    return {
+        "learning_rate": 5e-4,
+        "buffer_size": max(min(100_000, total_timesteps), 1_000),
+        "learning_starts": max(1, min(1_000, total_timesteps // 10)),
+        "batch_size": 64,
+        "gamma": 0.99,
+        "train_freq": 1,
+        "target_update_interval": max(horizon * 10, min(1_000, total_timesteps // 20)),
+        "exploration_fraction": 0.3,
+        "exploration_final_eps": 0.05,
+    }
+
+
+ALGORITHMS.add("ppo", AlgorithmSpec("stable_baselines3:PPO", _ppo_defaults))
+ALGORITHMS.add("a2c", AlgorithmSpec("stable_baselines3:A2C", _a2c_defaults))
+ALGORITHMS.add("dqn", AlgorithmSpec("stable_baselines3:DQN", _dqn_defaults, flat_actions=True))
 
 
 def default_hyperparameters(
@@ -149,55 +183,27 @@ def default_hyperparameters(
     total_timesteps: int,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Per-algorithm defaults for short campaign episodes, with ``overrides`` merged on top.
+    """The registered algorithm's defaults for short campaign episodes, ``overrides`` on top.
 
-    PPO collects ``8 * horizon`` steps per env per update so an update spans several
-    episodes, with a minibatch size that divides the rollout; DQN starts learning and
-    updates its target network early enough for small budgets.
+    Raises
+    ------
+    UnknownNameError
+        If ``algorithm`` is not registered.
     """
     overrides = dict(overrides or {})
-    if algorithm == "ppo":
-        n_steps = int(overrides.get("n_steps", 8 * horizon))
-        params: dict[str, Any] = {
-            "n_steps": n_steps,
-            "batch_size": _largest_divisor(n_steps * n_envs, 64),
-            "learning_rate": 3e-4,
-            "gamma": 0.99,
-            "gae_lambda": 0.95,
-            "ent_coef": 0.01,
-            "n_epochs": 10,
-        }
-    elif algorithm == "a2c":
-        params = {"n_steps": horizon, "learning_rate": 7e-4, "gamma": 0.99, "ent_coef": 0.01}
-    elif algorithm == "dqn":
-        params = {
-            "learning_rate": 5e-4,
-            "buffer_size": max(min(100_000, total_timesteps), 1_000),
-            "learning_starts": max(1, min(1_000, total_timesteps // 10)),
-            "batch_size": 64,
-            "gamma": 0.99,
-            "train_freq": 1,
-            "target_update_interval": max(horizon * 10, min(1_000, total_timesteps // 20)),
-            "exploration_fraction": 0.3,
-            "exploration_final_eps": 0.05,
-        }
-    else:
-        params = {}
+    params = dict(ALGORITHMS.get(algorithm).defaults(horizon, n_envs, total_timesteps, overrides))
     params.update(overrides)
     return params
-
-
-def _needs_flat_actions(algorithm_cls: type[BaseAlgorithm]) -> bool:
-    return issubclass(algorithm_cls, DQN)
 
 
 def unsupported_reason(algorithm: str, action_space: spaces.Space[Any]) -> str | None:
     """Why ``algorithm`` cannot train on ``action_space`` (``None`` when it can).
 
-    DQN needs one ``Discrete`` action: a ``MultiDiscrete`` space is flattened to its joint
-    actions, which must number at most :data:`MAX_FLAT_ACTIONS`.
+    An algorithm with ``flat_actions`` (DQN) needs one ``Discrete`` action: a
+    ``MultiDiscrete`` space is flattened to its joint actions, which must number at most
+    :data:`MAX_FLAT_ACTIONS`.
     """
-    if not _needs_flat_actions(ALGORITHMS.get(algorithm)):
+    if not ALGORITHMS.get(algorithm).flat_actions:
         return None
     if isinstance(action_space, spaces.MultiDiscrete):
         n = int(np.prod(np.asarray(action_space.nvec, dtype=np.float64)))
@@ -234,6 +240,8 @@ def torch_threads(n: int) -> Iterator[None]:
     One thread suits a 2-core machine: the 64-unit MLPs gain nothing from intra-op
     parallelism, and the environment needs the other core less than it loses to contention.
     """
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
     try:
@@ -243,7 +251,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def _make_env(
-    env_factory: Callable[[], gym.Env[Any, Any]], flat: bool
+    env_factory: Callable[[], gym.Env[Any, Any]], flat: bool, name: str
 ) -> Callable[[], gym.Env[Any, Any]]:
     def build() -> gym.Env[Any, Any]:
         env: gym.Env[Any, Any] = SeasonEndWrapper(env_factory())
@@ -252,7 +260,7 @@ def _make_env(
         if isinstance(env.action_space, spaces.MultiDiscrete):
             env = FlatActionWrapper(env)
         elif not isinstance(env.action_space, spaces.Discrete):
-            raise ValueError(f"DQN needs a discrete action space, got {env.action_space}")
+            raise ValueError(f"{name} needs a discrete action space, got {env.action_space}")
         return env
 
     return build
@@ -268,6 +276,8 @@ def _horizon(vec_env: VecEnv) -> int:
 
 def _sb3_logger(log_dir: Path, resumed_from: int) -> Logger:
     """SB3 log to ``progress.csv`` (``progress-from-<t>.csv`` after a resume) and TensorBoard."""
+    from stable_baselines3.common.logger import Logger, make_output_format
+
     suffix = f"-from-{resumed_from}" if resumed_from else ""
     outputs = [make_output_format("csv", str(log_dir), suffix)]
     try:
@@ -322,9 +332,13 @@ def train_policy(
     TrainingInterrupted
         If ``stop`` was set; the checkpoint (when ``checkpoint_dir`` is given) is saved.
     """
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     name = algorithm or policy.algorithm
-    algorithm_cls = ALGORITHMS.get(name)
-    flat = _needs_flat_actions(algorithm_cls)
+    spec = ALGORITHMS.get(name)
+    algorithm_cls = spec.algorithm_class()
+    flat = spec.flat_actions
     resumed_from = checkpoint_timesteps(checkpoint_dir) or 0
     monitor_dir = None
     if log_dir is not None:
@@ -334,7 +348,7 @@ def train_policy(
     overrides = hyperparameters_for(policy, name)
     policy_name = str(overrides.pop("policy", SB3_POLICY))
     with torch_threads(policy.torch_threads):
-        vec_env = make_vec_env(_make_env(env_factory, flat), n_envs=policy.n_envs, seed=seed,
+        vec_env = make_vec_env(_make_env(env_factory, flat, name), n_envs=policy.n_envs, seed=seed,
                                monitor_dir=monitor_dir, vec_env_cls=DummyVecEnv)
         params = default_hyperparameters(
             name, _horizon(vec_env), policy.n_envs, policy.total_timesteps, overrides
@@ -366,7 +380,7 @@ def train_policy(
         clock.start()
         try:
             if remaining:
-                model.learn(total_timesteps=remaining, callback=CallbackList([curve, checkpoints]),
+                model.learn(total_timesteps=remaining, callback=sb3_callback(curve, checkpoints),
                             reset_num_timesteps=restored is None)
         finally:
             vec_env.close()
@@ -387,4 +401,4 @@ def save_policy(model: BaseAlgorithm, path: Path | str) -> Path:
 
 def load_policy(algorithm: str, path: Path | str) -> BaseAlgorithm:
     """Load a model saved by :func:`save_policy`, for prediction (no env attached)."""
-    return ALGORITHMS.get(algorithm).load(Path(path), device="cpu")
+    return ALGORITHMS.get(algorithm).algorithm_class().load(Path(path), device="cpu")

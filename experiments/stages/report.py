@@ -1,0 +1,63 @@
+"""Stage: the persona report, one card per persona, for a campaign team."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from personasim.audience.descriptions import member_facts, roles_for
+from personasim.config.persona import cohort_sizes
+from personasim.config.schema import ExperimentConfig
+from personasim.core import run_layout as files
+from personasim.core.types import PERSONA_ID, Posterior
+from personasim.experiments.progress import Advance
+from personasim.experiments.stage import RunContext, Stage
+from personasim.experiments.stages.heldout import HeldOutResult
+from personasim.experiments.stages.inputs import Inputs
+from personasim.outputs.report import ReportContext, persona_cards, write_report
+
+STAGE = Stage("report", "Persona report")
+
+
+def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
+                         posterior: Posterior, table: pd.DataFrame,
+                         heldout: HeldOutResult | None) -> Path:
+    """Write ``report.html`` with one card per persona (and the held-out evaluation)."""
+    recipients = inputs.recipients
+    if recipients is not None and PERSONA_ID in recipients:
+        sizes = recipients[PERSONA_ID].value_counts().to_dict()
+        roles = roles_for(recipients.columns)
+        facts = {pid: member_facts(rows.drop(columns=[PERSONA_ID]), roles)
+                 for pid, rows in recipients.groupby(PERSONA_ID)}
+    else:
+        counts = cohort_sizes(inputs.personas, config.population.size)
+        sizes = {p.id: n for p, n in zip(inputs.personas, counts, strict=True)}
+        facts = {p.id: {k: str(v) for k, v in p.attributes.items()} for p in inputs.personas}
+    outcome = {"visit": "visits", "conversion": "orders", "spend": "orders"}.get(
+        config.dataset.outcome if config.dataset else "", "responses")
+    cards = persona_cards(inputs.personas, posterior, inputs.campaigns, sizes, facts, table,
+                          heldout.sim_to_real if heldout else None, outcome,
+                          config.prioritization.credible_interval)
+    campaigns = "; ".join(f"{c.offer or c.id} (a response is worth ${c.value:,.2f}, a send "
+                          f"costs ${c.cost:.2f})" for c in inputs.campaigns if not c.control)
+    intro = (f"{config.description + ' ' if config.description else ''}"
+             f"{sum(sizes.values()):,} customers in {len(cards)} personas. Campaigns: "
+             f"{campaigns}.")
+    figures: list[tuple[str, str]] = []
+    if heldout is not None and config.output.plots:
+        figures = [(files.QINI_PLOT.name, "Uplift curves: the gain over sending nothing as more "
+                    "customers are e-mailed in the order each model ranks them."),
+                   (files.SIM_TO_REAL_PLOT.name, "Each persona × arm cell: the simulation's 90% "
+                    "interval against the rate observed on held-out customers.")]
+    context = ReportContext(f"Persona report: {config.name}", intro, outcome,
+                            heldout.evaluation if heldout else None,
+                            heldout.sim_to_real if heldout else None, figures,
+                            {c.id: c.offer or c.id for c in inputs.campaigns})
+    return write_report(out, cards, context, config.output.plots)
+
+
+def run(ctx: RunContext, advance: Advance, inputs: Inputs, posterior: Posterior,
+        table: pd.DataFrame, heldout: HeldOutResult | None) -> Path:
+    """Write ``report.html`` and the persona cards."""
+    return write_persona_report(ctx.out, ctx.config, inputs, posterior, table, heldout)
