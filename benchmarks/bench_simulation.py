@@ -147,6 +147,7 @@ def worker_env(n: int, env_steps: int, ppo_steps: int) -> dict[str, Any]:
     """Gymnasium env steps per second and SB3 PPO frames per second at ``n`` recipients."""
     import gymnasium as gym
 
+    from personasim.behaviour.network import GraphCache
     from personasim.config.schema import load_config
     from personasim.envs import CampaignEnv
     from personasim.policies.training import train_policy
