@@ -55,19 +55,19 @@ FEATURES = np.array([[0.0], [0.3], [0.1], [0.3], [0.0]])
 def test_unseen_campaign_is_predicted_from_its_features_and_reuses_the_model() -> None:
     if not sampling.nutpie_available():
         pytest.skip("nutpie is not installed")
-    sampling.clear_model_cache()
+    cache = sampling.CompiledModelCache()
     counts = _feature_world(0, 0.3)
     inputs = grid_inputs(counts, np.full((3, 5), 0.1), 1.0, FEATURES, ("discount",))
-    first = fit_model(inputs, SMALL, seed=1)
-    assert sampling.LAST_COMPILE_SECONDS[0] > 0
+    first = fit_model(inputs, SMALL, seed=1, cache=cache)
+    assert first.diagnostics.compile_seconds > 0 and len(cache) == 1
     mean = first.mean()
     assert (mean[:, 3] > 2 * mean[:, 4]).all(), mean  # rich discount, like c1, beats none
     assert mean[:, 3] == pytest.approx(counts.rates[:, 1], rel=0.35)
     # new data of the same shape: the compiled model is reused and the answer moves
     again = grid_inputs(_feature_world(1, 0.2), np.full((3, 5), 0.1), 1.0, FEATURES,
                         ("discount",))
-    second = fit_model(again, SMALL, seed=1)
-    assert sampling.LAST_COMPILE_SECONDS[0] == 0.0
+    second = fit_model(again, SMALL, seed=1, cache=cache)
+    assert second.diagnostics.compile_seconds == 0.0 and len(cache) == 1
     assert (second.mean()[:, 1] < mean[:, 1]).all()
 
 
@@ -75,14 +75,14 @@ def test_advi_fits_a_large_model_approximately() -> None:
     counts = _feature_world(2, 0.3)
     seen = ABCounts(counts.persona_ids[:3], counts.campaign_ids[:3], counts.exposures[:, :3],
                     counts.responses[:, :3])
-    config = SMALL.model_copy(update={"method": "advi", "advi_iterations": 4000})
+    config = SMALL.model_copy(update={"algorithm": "advi", "advi_iterations": 4000})
     post = fit_model(grid_inputs(seen, np.full((3, 3), 0.1), 1.0), config, seed=0)
     assert post.diagnostics.sampler == "advi"
     assert post.draws.shape == (600, 3, 3)
     np.testing.assert_allclose(post.mean(), seen.rates, atol=0.03)  # mean-field: approximate
     auto = SMALL.model_copy(update={"advi_above_cells": 4})
-    assert sampling.resolve_method(auto, grid_inputs(seen)) == "advi"
-    assert sampling.resolve_method(SMALL, grid_inputs(seen)) == "nuts"
+    assert sampling.resolve_algorithm(auto, grid_inputs(seen)) == "advi"
+    assert sampling.resolve_algorithm(SMALL, grid_inputs(seen)) == "nuts"
 
 
 def _covariate_table(seed: int, n: int = 6000) -> tuple[pd.DataFrame, pd.DataFrame]:

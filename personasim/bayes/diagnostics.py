@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,11 +16,32 @@ from personasim.core.types import Diagnostics
 logger = logging.getLogger(__name__)
 
 
-def diagnose(idata: Any, config: InferenceConfig, sampler: str, seconds: float) -> Diagnostics:
+@dataclass
+class FitDiagnostics(Diagnostics):
+    """Diagnostics of a hierarchical fit, with the time it spent compiling.
+
+    Attributes
+    ----------
+    compile_seconds
+        Seconds spent compiling a nutpie model for this fit (included in ``seconds``); 0.0
+        when a model from the caller's
+        :class:`~personasim.bayes.sampling.CompiledModelCache` was reused, and for PyMC
+        NUTS and ADVI, whose compilation is not timed apart. Not written by
+        :func:`~personasim.bayes.storage.save_posterior`.
+    """
+
+    compile_seconds: float = 0.0
+
+
+def diagnose(
+    idata: Any, config: InferenceConfig, sampler: str, seconds: float,
+    compile_seconds: float = 0.0,
+) -> FitDiagnostics:
     """Compute R-hat, bulk ESS and divergences of a NUTS run, with a warning per failure.
 
     The checked variables are :data:`~personasim.bayes.model.DIAGNOSED_VARS` (the free
-    parameters and the response rates ``p``). Warnings are logged and kept in the result.
+    parameters and the response rates ``p``). Warnings are logged and kept in the result,
+    beside ``compile_seconds`` (see :class:`FitDiagnostics`).
     """
     import arviz as az
 
@@ -47,12 +69,13 @@ def diagnose(idata: Any, config: InferenceConfig, sampler: str, seconds: float) 
         )
     for message in warnings:
         logger.warning("%s sampler: %s", sampler, message)
-    return Diagnostics(sampler, rhat_max, ess_min, divergences, seconds, warnings)
+    return FitDiagnostics(sampler, rhat_max, ess_min, divergences, seconds, warnings,
+                          compile_seconds)
 
 
 def advi_diagnostics(
     relative_change: float, n_draws: int, seconds: float, tolerance: float
-) -> Diagnostics:
+) -> FitDiagnostics:
     """Diagnostics of an ADVI fit: no R-hat (NaN), ESS = draws, a warning if not converged.
 
     ADVI's mean-field approximation tends to understate posterior spread (logged at INFO).
@@ -66,7 +89,7 @@ def advi_diagnostics(
         )
     for message in warnings:
         logger.warning("advi: %s", message)
-    return Diagnostics("advi", math.nan, float(n_draws), 0, seconds, warnings)
+    return FitDiagnostics("advi", math.nan, float(n_draws), 0, seconds, warnings)
 
 
 def fallback_diagnostics(reason: str, n_draws: int, seconds: float) -> Diagnostics:

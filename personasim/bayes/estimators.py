@@ -1,15 +1,26 @@
 """Bayesian updating of persona x campaign response rates from A/B counts.
 
-Two posterior estimators are registered in :data:`ESTIMATORS`:
+Every posterior estimator is registered in :data:`ESTIMATORS` under the name that
+``inference.estimator`` gives, and is called the same way:
+``ESTIMATORS.get(name)(request) -> Posterior``, with one
+:class:`~personasim.bayes.request.EstimationRequest` carrying the cells, priors, campaign
+features, covariates, settings, seed and the run's compiled-model cache. Two are built in:
 
 ``hierarchical``
     The hierarchical logistic model of :mod:`personasim.bayes.model` (baseline, persona,
     campaign, campaign-feature and persona x campaign effects, optionally recipient
     covariates), sampled with nutpie or PyMC NUTS, or fitted by ADVI when very large
-    (:mod:`personasim.bayes.sampling`); see :func:`fit_model` and :func:`fit_posterior`.
+    (:mod:`personasim.bayes.sampling`); see :func:`fit_hierarchical`. :func:`fit_model` and
+    :func:`fit_posterior` build the request for it from cells or counts.
 ``beta_binomial``
-    Independent closed-form Beta-Binomial updates per cell; instant, the fallback when
-    sampling fails and the baseline to beat; see :func:`beta_binomial_posterior`.
+    Independent closed-form Beta-Binomial updates per cell; instant, the baseline to beat,
+    and (through the same interface) the fallback when sampling fails; see
+    :func:`beta_binomial_posterior`.
+
+A plug-in registers a callable ``(request) -> Posterior`` with ``ESTIMATORS.register(name)``
+(marked with :func:`~personasim.bayes.request.fits_covariates` if it fits covariates).
+Importing this module does not import PyMC, PyTensor, nutpie or ArviZ, so config validation
+can check estimator names cheaply.
 
 Diagnostics (:mod:`personasim.bayes.diagnostics`) travel with the posterior; posteriors are
 written and read by :mod:`personasim.bayes.storage`.
@@ -19,25 +30,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from personasim.bayes.cells import ModelInputs, grid_inputs
-from personasim.bayes.covariates import CovariatePosterior, CovariateSpec, persona_average
+from personasim.bayes.cells import ModelInputs
+from personasim.bayes.covariates import CovariatePosterior, persona_average
 from personasim.bayes.diagnostics import advi_diagnostics, diagnose, fallback_diagnostics
+from personasim.bayes.request import (
+    CovariateInfo,
+    EstimationRequest,
+    PosteriorEstimator,
+    fits_covariates,
+)
 from personasim.bayes.sampling import (
     ADVI_TOLERANCE,
-    clear_model_cache,
+    CompiledModelCache,
     nutpie_available,
-    resolve_method,
+    resolve_algorithm,
     resolve_sampler,
     sample_advi,
     sample_nuts,
 )
 from personasim.config.schema import InferenceConfig
+from personasim.core.numeric import sigmoid
 from personasim.core.registry import Registry
 from personasim.core.types import ABCounts, Diagnostics, Posterior
 
@@ -45,41 +62,28 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ESTIMATORS",
+    "FALLBACK_ESTIMATOR",
     "CovariateInfo",
+    "EstimationRequest",
+    "PosteriorEstimator",
+    "beta_binomial_estimator",
     "beta_binomial_posterior",
-    "clear_model_cache",
+    "fit_hierarchical",
     "fit_model",
     "fit_posterior",
     "nutpie_available",
 ]
 
-PosteriorEstimator = Callable[[ABCounts, InferenceConfig, int, np.ndarray | None], Posterior]
-"""``(counts, config, seed, prior_mean) -> Posterior``."""
-
 ESTIMATORS: Registry[PosteriorEstimator] = Registry("posterior estimator")
+"""Posterior estimators by name: each a callable ``(EstimationRequest) -> Posterior``."""
+
+#: The estimator the hierarchical fit falls back to when sampling fails.
+FALLBACK_ESTIMATOR = "beta_binomial"
+
+#: Pseudo-observations behind the beta_binomial estimator's prior when prior_mean is given.
+PRIOR_CONCENTRATION = 2.0
 
 _EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class CovariateInfo:
-    """What turns covariate draws into persona averages and recipient scores.
-
-    Attributes
-    ----------
-    spec
-        The covariates' names and standardization.
-    group_x, group_weight
-        Per persona, its covariate groups' mean persona-centred covariates ``(P, G, D)``
-        and A/B shares ``(P, G)`` (see :func:`personasim.bayes.covariates.covariate_inputs`).
-    centers
-        ``(P, D)`` each persona's mean standardized covariates (the model's centring).
-    """
-
-    spec: CovariateSpec
-    group_x: np.ndarray
-    group_weight: np.ndarray
-    centers: np.ndarray
 
 
 def _draws(idata: Any, name: str, dims: tuple[str, ...]) -> np.ndarray:
@@ -88,74 +92,65 @@ def _draws(idata: Any, name: str, dims: tuple[str, ...]) -> np.ndarray:
     return np.ascontiguousarray(values.reshape(-1, *values.shape[2:]), dtype=np.float32)
 
 
-def fit_model(
-    inputs: ModelInputs,
-    config: InferenceConfig,
-    seed: int,
-    covariates: CovariateInfo | None = None,
-    progress: bool = False,
-) -> Posterior:
-    """Fit the hierarchical model to ``inputs`` with NUTS or ADVI.
+@ESTIMATORS.register("hierarchical")
+@fits_covariates
+def fit_hierarchical(request: EstimationRequest) -> Posterior:
+    """Fit the hierarchical model to ``request.inputs`` with NUTS or ADVI.
 
-    ``config.method`` picks NUTS or ADVI (``auto``: ADVI above ``advi_above_cells``
-    aggregated cells); ``config.sampler`` picks the NUTS implementation (``auto``: nutpie
-    when installed; its compiled model is cached per model structure and reused through
-    ``with_data``). If sampling raises and ``config.fallback`` is on, the closed-form
-    Beta-Binomial update is returned instead, with a warning in its diagnostics.
+    ``config.algorithm`` picks NUTS or ADVI (``auto``: ADVI above ``advi_above_cells``
+    aggregated cells); ``config.nuts_sampler`` picks the NUTS implementation (``auto``:
+    nutpie when installed; its compiled model is kept in ``request.cache`` and reused
+    through ``with_data``). If sampling raises and ``config.fallback`` is on, the
+    :data:`FALLBACK_ESTIMATOR` answers the same request instead (centred on the model's
+    prior mean), with a warning in its diagnostics.
 
     Parameters
     ----------
-    inputs
-        Aggregated cells, priors and features (:mod:`personasim.bayes.cells`).
-    config
-        Sampler settings and diagnostic thresholds.
-    seed
-        Sampler seed; the same seed gives the same draws.
-    covariates
-        Required when ``inputs`` has covariates: the result is then a
-        :class:`~personasim.bayes.covariates.CovariatePosterior`.
-    progress
-        Show the sampler's progress bar.
+    request
+        Cells, priors, features, covariates (required when ``inputs`` has covariates: the
+        result is then a :class:`~personasim.bayes.covariates.CovariatePosterior`),
+        settings, seed and the compiled-model cache.
 
     Returns
     -------
     Posterior
         ``(n_draws, P, K)`` float32 draws of P(response) (persona averages when there are
-        covariates), chain-major.
+        covariates), chain-major; its diagnostics are a
+        :class:`~personasim.bayes.diagnostics.FitDiagnostics` (with ``compile_seconds``)
+        unless the fallback answered.
 
     Raises
     ------
     ImportError
-        If ``config.sampler`` is ``"nutpie"`` and nutpie is not installed.
+        If ``config.nuts_sampler`` is ``"nutpie"`` and nutpie is not installed.
     """
+    inputs, config, seed, covariates = (request.inputs, request.config, request.seed,
+                                        request.covariates)
     inputs.validate()
     has_covariates = inputs.covariates.shape[1] > 0
     if has_covariates and covariates is None:
         raise ValueError("inputs with covariates need their CovariateInfo")
-    method = resolve_method(config, inputs)
-    sampler = resolve_sampler(config.sampler) if method == "nuts" else "advi"
+    algorithm = resolve_algorithm(config, inputs)
+    sampler = resolve_sampler(config.nuts_sampler) if algorithm == "nuts" else "advi"
     start = time.perf_counter()
+    compile_seconds = 0.0
     try:
-        if method == "advi":
-            idata, change = sample_advi(inputs, config, seed, progress)
+        if algorithm == "advi":
+            idata, change = sample_advi(inputs, config, seed, request.progress)
         else:
-            idata = sample_nuts(sampler, inputs, config, seed, progress)
+            idata, compile_seconds = sample_nuts(sampler, inputs, config, seed,
+                                                 request.progress, request.cache)
     except Exception as exc:  # noqa: BLE001 - any sampler failure may fall back
         if not config.fallback:
             raise
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        fallback = _beta_binomial_from_inputs(inputs, config.chains * config.draws, seed)
-        diagnostics = fallback_diagnostics(reason, fallback.draws.shape[0],
-                                           time.perf_counter() - start)
-        return Posterior(fallback.persona_ids, fallback.campaign_ids, fallback.draws,
-                         diagnostics)
+        return _fallback(request, exc, start)
     grid = ("persona", "campaign")
     eta = _draws(idata, "eta", grid)
     seconds = time.perf_counter() - start
-    if method == "advi":
+    if algorithm == "advi":
         diagnostics = advi_diagnostics(change, eta.shape[0], seconds, ADVI_TOLERANCE)
     else:
-        diagnostics = diagnose(idata, config, sampler, seconds)
+        diagnostics = diagnose(idata, config, sampler, seconds, compile_seconds)
     logger.info(
         "%s posterior: %d draws, R-hat max %.3f, ESS min %.0f, %d divergences, %.1f s",
         diagnostics.sampler, eta.shape[0], diagnostics.rhat_max, diagnostics.ess_bulk_min,
@@ -172,6 +167,46 @@ def fit_model(
     return CovariatePosterior(*ids, rates, diagnostics, eta_zero, gamma, covariates.spec)
 
 
+def _fallback(request: EstimationRequest, exc: Exception, start: float) -> Posterior:
+    """The :data:`FALLBACK_ESTIMATOR`'s answer, centred on the model's prior mean."""
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    centred = replace(request, prior_mean=sigmoid(request.inputs.prior_logit), covariates=None)
+    fallback = ESTIMATORS.get(FALLBACK_ESTIMATOR)(centred)
+    diagnostics = fallback_diagnostics(reason, fallback.draws.shape[0],
+                                       time.perf_counter() - start)
+    return Posterior(fallback.persona_ids, fallback.campaign_ids, fallback.draws, diagnostics)
+
+
+def fit_model(
+    inputs: ModelInputs,
+    config: InferenceConfig,
+    seed: int,
+    covariates: CovariateInfo | None = None,
+    progress: bool = False,
+    cache: CompiledModelCache | None = None,
+) -> Posterior:
+    """Fit the hierarchical model to ``inputs`` (see :func:`fit_hierarchical`).
+
+    Parameters
+    ----------
+    inputs
+        Aggregated cells, priors and features (:mod:`personasim.bayes.cells`).
+    config
+        Sampler settings and diagnostic thresholds.
+    seed
+        Sampler seed; the same seed gives the same draws.
+    covariates
+        Required when ``inputs`` has covariates.
+    progress
+        Show the sampler's progress bar.
+    cache
+        Compiled models to reuse and add to (``None``: compile afresh).
+    """
+    request = EstimationRequest(inputs, config, seed, covariates=covariates, cache=cache,
+                                progress=progress)
+    return fit_hierarchical(request)
+
+
 def fit_posterior(
     counts: ABCounts,
     config: InferenceConfig,
@@ -181,6 +216,7 @@ def fit_posterior(
     features: np.ndarray | None = None,
     feature_names: tuple[str, ...] = (),
     progress: bool = False,
+    cache: CompiledModelCache | None = None,
 ) -> Posterior:
     """Fit the hierarchical model to persona x campaign counts (no covariates).
 
@@ -188,7 +224,7 @@ def fit_posterior(
     ----------
     counts
         Aggregated A/B counts; cells with no exposures get predictions from the hierarchy.
-    config, seed, progress
+    config, seed, progress, cache
         As for :func:`fit_model`.
     prior_mean
         Optional ``(P, K)`` prior response probabilities (default: the pooled rate).
@@ -197,17 +233,9 @@ def fit_posterior(
     features, feature_names
         Optional ``(K, n_features)`` campaign features and their names.
     """
-    inputs = grid_inputs(counts, prior_mean, prior_scale, features, feature_names)
-    return fit_model(inputs, config, seed, progress=progress)
-
-
-def _beta_binomial_from_inputs(inputs: ModelInputs, n_draws: int, seed: int) -> Posterior:
-    """The fallback: Beta-Binomial per cell around the model's prior mean."""
-    mean = 1.0 / (1.0 + np.exp(-inputs.prior_logit))
-    return beta_binomial_posterior(
-        inputs.grid_counts(), n_draws, seed,
-        prior_a=mean * PRIOR_CONCENTRATION, prior_b=(1 - mean) * PRIOR_CONCENTRATION,
-    )
+    return fit_hierarchical(EstimationRequest.from_counts(
+        counts, config, seed, prior_mean, prior_scale, features, feature_names, cache,
+        progress))
 
 
 def _check_counts(counts: ABCounts) -> None:
@@ -271,35 +299,22 @@ def beta_binomial_posterior(
     return Posterior(tuple(counts.persona_ids), tuple(counts.campaign_ids), draws, diagnostics)
 
 
-@ESTIMATORS.register("hierarchical")
-def hierarchical_estimator(
-    counts: ABCounts, config: InferenceConfig, seed: int, prior_mean: np.ndarray | None
-) -> Posterior:
-    """Registry adapter for :func:`fit_posterior`."""
-    return fit_posterior(counts, config, seed, prior_mean=prior_mean)
-
-
-#: Pseudo-observations behind the beta_binomial estimator's prior when prior_mean is given.
-PRIOR_CONCENTRATION = 2.0
-
-
 @ESTIMATORS.register("beta_binomial")
-def beta_binomial_estimator(
-    counts: ABCounts, config: InferenceConfig, seed: int, prior_mean: np.ndarray | None
-) -> Posterior:
-    """Registry adapter for :func:`beta_binomial_posterior`.
+def beta_binomial_estimator(request: EstimationRequest) -> Posterior:
+    """Independent Beta-Binomial posterior per cell of ``request.counts``.
 
-    Takes ``config.chains * config.draws`` draws. The prior is uniform, or, with
-    ``prior_mean``, a Beta with that mean worth :data:`PRIOR_CONCENTRATION` observations.
+    Takes ``request.n_draws`` draws with ``request.seed``. The prior is uniform, or, with
+    ``request.prior_mean``, a Beta with that mean worth :data:`PRIOR_CONCENTRATION`
+    observations. Covariates, features and prior scales are not used.
     """
-    n_draws = config.chains * config.draws
-    if prior_mean is None:
-        return beta_binomial_posterior(counts, n_draws, seed)
-    mean = np.clip(np.asarray(prior_mean, dtype=np.float64), _EPS, 1 - _EPS)
+    counts = request.counts
+    if request.prior_mean is None:
+        return beta_binomial_posterior(counts, request.n_draws, request.seed)
+    mean = np.clip(np.asarray(request.prior_mean, dtype=np.float64), _EPS, 1 - _EPS)
     return beta_binomial_posterior(
         counts,
-        n_draws,
-        seed,
+        request.n_draws,
+        request.seed,
         prior_a=mean * PRIOR_CONCENTRATION,
         prior_b=(1 - mean) * PRIOR_CONCENTRATION,
     )

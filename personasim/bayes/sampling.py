@@ -1,8 +1,10 @@
 """Running the hierarchical model: nutpie or PyMC NUTS, or ADVI for very large models.
 
 nutpie models are compiled once per model structure (personas, campaigns, features,
-covariates) in this process and reused through ``with_data`` whenever only the data change,
-including the number of aggregated cells.
+covariates) and kept in a :class:`CompiledModelCache` that the caller owns (one per run;
+:func:`personasim.bayes.update.infer_stage` makes it). A cached model is reused through
+``with_data`` whenever only the data change, including the number of aggregated cells.
+There is no module-level state: the seconds a fit spent compiling come back with the fit.
 """
 
 from __future__ import annotations
@@ -23,10 +25,42 @@ from personasim.core.log_filters import below_error, filtered_logger
 
 logger = logging.getLogger(__name__)
 
-_MAX_CACHED_MODELS = 8
-_COMPILED_CACHE: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-#: Seconds the last nutpie compilation took in this process (0.0 when reused).
-LAST_COMPILE_SECONDS: list[float] = [0.0]
+
+class CompiledModelCache:
+    """nutpie-compiled models by model structure, least recently used dropped first.
+
+    Parameters
+    ----------
+    max_models
+        How many compiled models to keep.
+    """
+
+    def __init__(self, max_models: int = 8) -> None:
+        if max_models < 1:
+            raise ValueError("max_models must be >= 1")
+        self.max_models = max_models
+        self._models: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def clear(self) -> None:
+        """Forget every compiled model."""
+        self._models.clear()
+
+    def get(self, key: tuple[int, ...]) -> Any | None:
+        """The model compiled for structure ``key`` (now the most recent), or ``None``."""
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+        return model
+
+    def put(self, key: tuple[int, ...], model: Any) -> None:
+        """Keep ``model`` for structure ``key``, dropping the oldest beyond ``max_models``."""
+        self._models[key] = model
+        self._models.move_to_end(key)
+        while len(self._models) > self.max_models:
+            self._models.popitem(last=False)
 
 
 def nutpie_available() -> bool:
@@ -35,7 +69,7 @@ def nutpie_available() -> bool:
 
 
 def resolve_sampler(name: str) -> str:
-    """``"nutpie"`` or ``"pymc"`` for a configured sampler name (``auto``: nutpie if there).
+    """``"nutpie"`` or ``"pymc"`` for ``inference.nuts_sampler`` (``auto``: nutpie if there).
 
     Raises
     ------
@@ -46,16 +80,19 @@ def resolve_sampler(name: str) -> str:
         return "nutpie" if nutpie_available() else "pymc"
     if name == "nutpie" and not nutpie_available():
         raise ImportError(
-            "inference.sampler is 'nutpie' but nutpie is not installed; "
-            "install personasim[fast] or set inference.sampler to 'pymc' or 'auto'"
+            "inference.nuts_sampler is 'nutpie' but nutpie is not installed; "
+            "install personasim[fast] or set inference.nuts_sampler to 'pymc' or 'auto'"
         )
     return name
 
 
-def resolve_method(config: InferenceConfig, inputs: ModelInputs) -> str:
-    """``"nuts"`` or ``"advi"``: ``auto`` picks ADVI above ``config.advi_above_cells`` cells."""
-    if config.method != "auto":
-        return config.method
+def resolve_algorithm(config: InferenceConfig, inputs: ModelInputs) -> str:
+    """``"nuts"`` or ``"advi"``, as ``config.algorithm`` says.
+
+    ``auto`` picks ADVI above ``config.advi_above_cells`` aggregated cells, else NUTS.
+    """
+    if config.algorithm != "auto":
+        return config.algorithm
     return "advi" if inputs.exposures.size > config.advi_above_cells else "nuts"
 
 
@@ -69,44 +106,55 @@ def _quiet_fusion_errors() -> AbstractContextManager[None]:
     return filtered_logger("pytensor.graph.rewriting.basic", below_error)
 
 
-def compiled_nutpie(inputs: ModelInputs) -> Any:
-    """A nutpie-compiled model holding ``inputs``; reuses one of the same structure."""
+def compiled_nutpie(
+    inputs: ModelInputs, cache: CompiledModelCache | None = None
+) -> tuple[Any, float]:
+    """A nutpie-compiled model holding ``inputs``, and the seconds spent compiling it.
+
+    A model of the same structure in ``cache`` is reused (0.0 seconds); a new one is added
+    to ``cache``. Without a cache the model is compiled and not kept.
+    """
     import nutpie
 
     key = inputs.structure
-    cached = _COMPILED_CACHE.get(key)
+    cached = None if cache is None else cache.get(key)
     if cached is not None:
-        _COMPILED_CACHE.move_to_end(key)
         logger.debug("reusing compiled nutpie model %s", key)
         inputs.validate()
-        LAST_COMPILE_SECONDS[0] = 0.0
         data = model_data(inputs)
-        return cached.with_data(**{k: v for k, v in data.items() if k in cached.shared_data})
+        return cached.with_data(**{k: v for k, v in data.items() if k in cached.shared_data}), 0.0
     start = time.perf_counter()
     with _quiet_fusion_errors():
         compiled = nutpie.compile_pymc_model(build_model(inputs))
-    LAST_COMPILE_SECONDS[0] = time.perf_counter() - start
-    logger.info("compiled nutpie model %s in %.1f s", key, LAST_COMPILE_SECONDS[0])
-    _COMPILED_CACHE[key] = compiled
-    while len(_COMPILED_CACHE) > _MAX_CACHED_MODELS:
-        _COMPILED_CACHE.popitem(last=False)
-    return compiled
-
-
-def clear_model_cache() -> None:
-    """Forget the nutpie models compiled in this process."""
-    _COMPILED_CACHE.clear()
+    seconds = time.perf_counter() - start
+    logger.info("compiled nutpie model %s in %.1f s", key, seconds)
+    if cache is not None:
+        cache.put(key, compiled)
+    return compiled, seconds
 
 
 def sample_nuts(
-    sampler: str, inputs: ModelInputs, config: InferenceConfig, seed: int, progress: bool
-) -> Any:
-    """Run NUTS (``sampler`` is ``"nutpie"`` or ``"pymc"``); return ``arviz.InferenceData``."""
+    sampler: str,
+    inputs: ModelInputs,
+    config: InferenceConfig,
+    seed: int,
+    progress: bool,
+    cache: CompiledModelCache | None = None,
+) -> tuple[Any, float]:
+    """Run NUTS (``sampler`` is ``"nutpie"`` or ``"pymc"``).
+
+    Returns
+    -------
+    idata, compile_seconds
+        ``arviz.InferenceData``, and the seconds spent compiling a nutpie model (0.0 when
+        one in ``cache`` was reused, and for PyMC, whose compilation is not timed apart).
+    """
     if sampler == "nutpie":
         import nutpie
 
-        return nutpie.sample(
-            compiled_nutpie(inputs),
+        compiled, compile_seconds = compiled_nutpie(inputs, cache)
+        idata = nutpie.sample(
+            compiled,
             draws=config.draws,
             tune=config.tune,
             chains=config.chains,
@@ -115,10 +163,11 @@ def sample_nuts(
             progress_bar=progress,
             target_accept=config.target_accept,
         )
+        return idata, compile_seconds
     import pymc as pm
 
     with _quiet_fusion_errors(), build_model(inputs):
-        return pm.sample(
+        idata = pm.sample(
             draws=config.draws,
             tune=config.tune,
             chains=config.chains,
@@ -129,6 +178,7 @@ def sample_nuts(
             compute_convergence_checks=False,
             return_inferencedata=True,
         )
+    return idata, 0.0
 
 
 #: ADVI counts as converged when the mean loss of its last tenth of steps differs from the

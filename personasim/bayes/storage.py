@@ -102,9 +102,10 @@ def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) ->
     ]
     summary["sd"] = posterior.draws.astype(np.float64).std(axis=0).ravel()
     summary.to_csv(directory / SUMMARY_FILE, index=False)
+    # the core Diagnostics fields only: a fit's extras (e.g. compile_seconds) are not stored
     record = {
-        key: (None if isinstance(value, float) and not math.isfinite(value) else value)
-        for key, value in dataclasses.asdict(posterior.diagnostics).items()
+        field.name: _finite_or_none(getattr(posterior.diagnostics, field.name))
+        for field in dataclasses.fields(Diagnostics)
     }
     (directory / DIAGNOSTICS_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
@@ -157,6 +158,10 @@ def load_posterior(directory: Path) -> Posterior:
         return CovariatePosterior(persona_ids, campaign_ids, draws, diagnostics, eta, gamma,
                                   spec)
     return Posterior(persona_ids, campaign_ids, draws, diagnostics)
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _float_or_nan(value: Any) -> float:

@@ -8,9 +8,15 @@
    results; see :mod:`personasim.bayes.covariates`);
 3. with ``inference.privacy``, the aggregated counts are noised first and the accuracy cost
    is measured (:mod:`personasim.bayes.privacy`);
-4. the registered estimator fits the posterior (``hierarchical`` by default);
+4. the estimator registered as ``inference.estimator`` (``hierarchical`` by default) is
+   looked up in :data:`~personasim.bayes.estimators.ESTIMATORS` and called with one
+   :class:`~personasim.bayes.request.EstimationRequest`;
 5. for a simulated A/B test, ``ab_test.waves`` further simulated waves are added one at a
-   time and the model refitted, to show the estimates converging on the simulation's truth.
+   time and the model refitted by the same estimator, to show the estimates converging on
+   the simulation's truth.
+
+One :class:`~personasim.bayes.sampling.CompiledModelCache` per run (made here unless the
+caller passes one) lets every fit of the same model structure reuse its compiled model.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ import pandas as pd
 
 from personasim.bayes.cells import ModelInputs, grid_inputs
 from personasim.bayes.covariates import CovariateSpec, covariate_inputs, select_covariates
-from personasim.bayes.estimators import ESTIMATORS, CovariateInfo, fit_model
+from personasim.bayes.estimators import ESTIMATORS
 from personasim.bayes.priors import PriorGrid, campaign_features, posterior_prior, trait_prior
 from personasim.bayes.privacy import PrivacyReport, privacy_report, privatize
+from personasim.bayes.request import CovariateInfo, EstimationRequest, uses_covariates
+from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
@@ -146,6 +154,7 @@ def infer_stage(
     recipients: pd.DataFrame | None = None,
     waves: int = 0,
     simulate_wave: WaveSimulator | None = None,
+    cache: CompiledModelCache | None = None,
 ) -> InferenceOutcome:
     """Fit the posterior of a run (see the module docstring).
 
@@ -163,7 +172,17 @@ def infer_stage(
         Recipient attributes by ``recipient_id`` (data mode), for covariates.
     waves, simulate_wave
         Further simulated A/B waves for the convergence plot, and how to simulate one.
+    cache
+        Compiled models to reuse (e.g. across a benchmark's runs); default a new one for
+        this run.
+
+    Raises
+    ------
+    UnknownNameError
+        ``config.estimator`` is not registered.
     """
+    estimator = ESTIMATORS.get(config.estimator)
+    cache = CompiledModelCache() if cache is None else cache
     traits = trait_prior(personas, campaigns)  # also the simulation's truth for the waves
     prior = build_prior(config, personas, campaigns, traits)
     features, names = campaign_features(campaigns)
@@ -172,7 +191,7 @@ def infer_stage(
     spec: CovariateSpec | None = None
     private = config.privacy.mechanism != "none"
     use_covariates = (
-        config.covariates is not None and config.estimator == "hierarchical"
+        config.covariates is not None and uses_covariates(estimator)
         and recipients is not None and _per_recipient(ab) and not private
     )
     if use_covariates:
@@ -198,33 +217,30 @@ def infer_stage(
         report = privacy_report((inputs.exposures, inputs.responses), noisy, config.privacy)
         inputs = replace(inputs, exposures=noisy[0], responses=noisy[1])
         counts = inputs.grid_counts()
-    posterior = _estimate(config, inputs, counts, prior, seed, info)
+    posterior = estimator(EstimationRequest(inputs, config, seed, prior.mean, info, cache))
     wave_table = None
     if waves > 0 and simulate_wave is not None:
         wave_table = run_waves(config, prior, features, names, counts, posterior, waves,
-                               simulate_wave, seed, traits.mean)
+                               simulate_wave, seed, traits.mean, cache)
     return InferenceOutcome(posterior, prior, counts, spec, inputs.feature_names, report,
                             wave_table)
-
-
-def _estimate(config: InferenceConfig, inputs: ModelInputs, counts: ABCounts, prior: PriorGrid,
-              seed: int, info: CovariateInfo | None) -> Posterior:
-    if config.estimator == "hierarchical":
-        return fit_model(inputs, config, seed, info)
-    return ESTIMATORS.get(config.estimator)(counts, config, seed, prior.mean)
 
 
 def run_waves(
     config: InferenceConfig, prior: PriorGrid, features: np.ndarray, names: tuple[str, ...],
     first: ABCounts, posterior: Posterior, waves: int, simulate_wave: WaveSimulator, seed: int,
-    truth: np.ndarray,
+    truth: np.ndarray, cache: CompiledModelCache | None = None,
 ) -> pd.DataFrame:
     """Refit after each further simulated A/B wave; one row per wave x cell.
 
     Wave 1 is the run's own test (its posterior is reused); wave ``w`` adds the counts of
-    ``simulate_wave(w - 1)``. Waves use half the configured draws; only the data change, so
-    nutpie reuses its compiled model (the PyMC sampler compiles each wave again).
+    ``simulate_wave(w - 1)`` and is fitted by the ``config.estimator`` on the persona x
+    campaign grid. Waves use half the configured draws; only the data change, so nutpie
+    reuses its compiled model from ``cache`` (default a new one for these waves; the PyMC
+    sampler compiles each wave again).
     """
+    estimator = ESTIMATORS.get(config.estimator)
+    cache = CompiledModelCache() if cache is None else cache
     light = config.model_copy(update={"draws": max(config.draws // 2, 100)})
     exposures, responses = first.exposures.copy(), first.responses.copy()
     rows = [_wave_rows(1, posterior, exposures, truth)]
@@ -236,8 +252,9 @@ def run_waves(
         # the run's own fit is the one whose health is reported: wave fits' sampler
         # warnings go to INFO (they stay in the waves table)
         with filtered_logger("personasim.bayes.diagnostics", warnings_to_info):
-            fitted = _estimate(light, _grid(prior, counts, features, names), counts, prior,
-                               seed + w, None)
+            request = EstimationRequest(_grid(prior, counts, features, names), light,
+                                        seed + w, prior.mean, cache=cache)
+            fitted = estimator(request)
         rows.append(_wave_rows(w, fitted, exposures, truth))
         logger.info("A/B wave %d: %d exposures, RMSE to truth %.4f", w, int(exposures.sum()),
                     _rmse(rows[-1]))

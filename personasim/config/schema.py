@@ -12,6 +12,7 @@ the registries live in higher layers, so the names are checked against them by
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,9 +164,17 @@ class PrivacyConfig(_Strict):
 
 
 class InferenceConfig(_Strict):
-    """Bayesian updating of persona x campaign response rates."""
+    """Bayesian updating of persona x campaign response rates.
 
-    sampler: Literal["auto", "nutpie", "pymc"] = Field("auto", description="auto: nutpie if there.")
+    Three settings pick how: ``estimator`` (which registered model), ``algorithm`` (how the
+    hierarchical model is fitted: MCMC or variational) and ``nuts_sampler`` (which NUTS
+    implementation runs the MCMC). Their old names ``method`` and ``sampler`` are still read,
+    with a deprecation warning.
+    """
+
+    nuts_sampler: Literal["auto", "nutpie", "pymc"] = Field(
+        "auto", description="NUTS implementation: nutpie, pymc, or auto (nutpie when installed)."
+    )
     draws: int = Field(1000, ge=50, description="Posterior draws per chain.")
     tune: int = Field(1000, ge=50, description="Warm-up draws per chain.")
     chains: int = Field(4, ge=1, description="Chains; nutpie runs them in parallel threads.")
@@ -174,9 +183,15 @@ class InferenceConfig(_Strict):
     )
     rhat_max: float = Field(1.01, gt=1, description="Warn above this R-hat.")
     ess_min: float = Field(400, gt=0, description="Warn below this bulk ESS.")
-    estimator: str = Field("hierarchical", description="Registered: hierarchical, beta_binomial.")
-    method: Literal["auto", "nuts", "advi"] = Field(
-        "auto", description="nuts, advi (variational), or auto: advi above advi_above_cells."
+    estimator: str = Field(
+        "hierarchical",
+        description="Registered posterior estimator: hierarchical (pooled model) or "
+        "beta_binomial (independent cells, closed form).",
+    )
+    algorithm: Literal["auto", "nuts", "advi"] = Field(
+        "auto",
+        description="How the hierarchical estimator fits: nuts (MCMC, see nuts_sampler), advi "
+        "(variational), or auto (advi above advi_above_cells cells).",
     )
     advi_above_cells: int = Field(20_000, ge=1, description="auto uses ADVI above this many cells.")
     advi_iterations: int = Field(30_000, ge=100, description="ADVI optimization steps.")
@@ -196,6 +211,30 @@ class InferenceConfig(_Strict):
     prior_run: Path | None = Field(
         None, description="Start from this earlier run's posterior (personasim run --prior)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """Read the old names ``sampler`` and ``method``, with a deprecation warning."""
+        if not isinstance(data, dict) or not any(old in data for old, _ in _RENAMED_INFERENCE):
+            return data
+        data = dict(data)
+        for old, new in _RENAMED_INFERENCE:
+            if old not in data:
+                continue
+            if new in data:
+                raise ValueError(f"{old!r} is the old name of {new!r}; give only {new!r}")
+            warnings.warn(
+                f"inference.{old} is deprecated: rename it inference.{new} (same values)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            data[new] = data.pop(old)
+        return data
+
+
+#: Old -> new names of InferenceConfig fields (the old ones are read with a warning).
+_RENAMED_INFERENCE = (("sampler", "nuts_sampler"), ("method", "algorithm"))
 
 
 class PolicyConfig(_Strict):
