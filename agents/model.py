@@ -17,9 +17,7 @@ from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.persona import Persona, cohort_sizes
 from personasim.config.schema import DynamicsConfig, EventConfig, ExperimentConfig
 from personasim.core.registry import Registry
-
-NO_SEND = -1
-"""Action value meaning 'send nothing to this persona this week'."""
+from personasim.core.types import NO_SEND
 
 
 @dataclass(frozen=True)

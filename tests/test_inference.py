@@ -1,28 +1,43 @@
-"""Tests for personasim.bayes.estimators: posterior fits, trait feedback and persistence."""
+"""Tests for personasim.bayes.estimators: posterior fits, the estimator interface, config
+names, trait feedback and persistence."""
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_CONFIG, write_yaml
+from pydantic import ValidationError
 
+from personasim.bayes import estimators
+from personasim.bayes.diagnostics import FitDiagnostics
 from personasim.bayes.estimators import (
     ESTIMATORS,
+    EstimationRequest,
     beta_binomial_posterior,
     fit_posterior,
 )
+from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior, posterior_table, save_posterior
-from personasim.config.schema import InferenceConfig
-from personasim.core.errors import DataError
+from personasim.config.schema import InferenceConfig, load_config
+from personasim.core.errors import ConfigError, DataError
+from personasim.core.numeric import sigmoid
 from personasim.core.types import ABCounts, Diagnostics, Posterior
 
 PERSONAS = ("young", "family", "retired")
 CAMPAIGNS = ("email_a", "email_b", "sms_a")
 TRUE_RATES = np.array([[0.05, 0.08, 0.12], [0.03, 0.06, 0.10], [0.08, 0.12, 0.18]])
 SMALL = InferenceConfig(draws=300, tune=300, chains=2)
+#: Fits of the same shape in this module reuse one compiled nutpie model.
+CACHE = CompiledModelCache()
 
 
 def _logit(x: np.ndarray | float) -> np.ndarray:
@@ -47,7 +62,7 @@ def _simulated(rates: np.ndarray, n: int, seed: int) -> ABCounts:
 @pytest.fixture(scope="module")
 def recovery() -> tuple[ABCounts, Posterior]:
     counts = _simulated(TRUE_RATES, 2000, seed=11)
-    return counts, fit_posterior(counts, SMALL, seed=3)
+    return counts, fit_posterior(counts, SMALL, seed=3, cache=CACHE)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +73,7 @@ def sparse() -> tuple[ABCounts, Posterior]:
     exposures[0, 0], responses[0, 0] = 5, 5
     exposures[2, 2], responses[2, 2] = 0, 0
     counts = _counts(exposures, responses)
-    return counts, fit_posterior(counts, SMALL, seed=4)
+    return counts, fit_posterior(counts, SMALL, seed=4, cache=CACHE)
 
 
 def test_recovers_known_rates(recovery: tuple[ABCounts, Posterior]) -> None:
@@ -114,14 +129,14 @@ def test_terrible_sampling_warns_and_is_deterministic(
     counts = recovery[0]
     config = InferenceConfig(draws=50, tune=50, chains=1, ess_min=1e6)
     with caplog.at_level("WARNING", logger="personasim.bayes.estimators"):
-        first = fit_posterior(counts, config, seed=7)
+        first = fit_posterior(counts, config, seed=7, cache=CACHE)
     assert first.draws.shape == (50, 3, 3)
     assert not first.diagnostics.ok
     assert any("ESS" in w for w in first.diagnostics.warnings)
     assert any("ESS" in r.getMessage() for r in caplog.records)
-    again = fit_posterior(counts, config, seed=7)
+    again = fit_posterior(counts, config, seed=7, cache=CACHE)
     np.testing.assert_array_equal(first.draws, again.draws)
-    other = fit_posterior(counts, config, seed=8)
+    other = fit_posterior(counts, config, seed=8, cache=CACHE)
     assert not np.array_equal(first.draws, other.draws)
 
 
@@ -180,13 +195,94 @@ def test_beta_binomial_rejects_bad_counts() -> None:
 
 
 def test_estimator_registry() -> None:
-    assert ESTIMATORS.names() == ["beta_binomial", "hierarchical"]
+    assert {"beta_binomial", "hierarchical"} <= set(ESTIMATORS.names())
+    assert ESTIMATORS.get("hierarchical") is estimators.fit_hierarchical
     counts = _simulated(TRUE_RATES, 500, seed=2)
     config = InferenceConfig(draws=100, chains=3)
-    posterior = ESTIMATORS.get("beta_binomial")(counts, config, 1, None)
+    bb = ESTIMATORS.get("beta_binomial")
+    posterior = bb(EstimationRequest.from_counts(counts, config, 1))
     assert posterior.draws.shape == (300, 3, 3)
-    informed = ESTIMATORS.get("beta_binomial")(counts, config, 1, np.full((3, 3), 0.5))
+    request = EstimationRequest.from_counts(counts, config, 1, prior_mean=np.full((3, 3), 0.5))
+    informed = bb(request)
     assert informed.mean() == pytest.approx(posterior.mean(), abs=0.01)
+    direct = beta_binomial_posterior(counts, 300, 1, prior_a=1.0, prior_b=1.0)
+    np.testing.assert_array_equal(bb(request).draws, informed.draws)
+    np.testing.assert_array_equal(posterior.draws, direct.draws)
+
+
+def test_failed_sampling_falls_back_through_the_estimator_interface(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("sampler broke\nsecond line")
+
+    monkeypatch.setattr(estimators, "sample_nuts", broken)
+    counts = _simulated(TRUE_RATES, 200, seed=5)
+    config = InferenceConfig(draws=100, chains=2, algorithm="nuts")
+    request = EstimationRequest.from_counts(counts, config, 9, prior_mean=TRUE_RATES)
+    posterior = estimators.fit_hierarchical(request)
+    centred = replace(request, prior_mean=sigmoid(request.inputs.prior_logit))
+    expected = ESTIMATORS.get(estimators.FALLBACK_ESTIMATOR)(centred)
+    np.testing.assert_array_equal(posterior.draws, expected.draws)
+    assert posterior.diagnostics.sampler == "beta-binomial"
+    assert "RuntimeError: sampler broke" in posterior.diagnostics.warnings[0]
+    with pytest.raises(RuntimeError, match="sampler broke"):
+        estimators.fit_hierarchical(
+            replace(request, config=config.model_copy(update={"fallback": False})))
+
+
+def test_compiled_model_cache_keeps_the_most_recent() -> None:
+    cache = CompiledModelCache(max_models=2)
+    cache.put((1,), "a")
+    cache.put((2,), "b")
+    assert cache.get((1,)) == "a"  # (1,) is now the most recent
+    cache.put((3,), "c")
+    assert (cache.get((2,)), cache.get((1,)), cache.get((3,)), len(cache)) == (None, "a", "c", 2)
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="max_models"):
+        CompiledModelCache(max_models=0)
+
+
+def test_fit_reports_compile_seconds_but_does_not_store_them(
+    recovery: tuple[ABCounts, Posterior], tmp_path: Path
+) -> None:
+    posterior = recovery[1]
+    assert isinstance(posterior.diagnostics, FitDiagnostics)
+    assert posterior.diagnostics.compile_seconds >= 0.0
+    save_posterior(posterior, tmp_path)
+    stored = json.loads((tmp_path / "posterior_diagnostics.json").read_text())
+    assert list(stored) == ["sampler", "rhat_max", "ess_bulk_min", "divergences", "seconds",
+                            "warnings"]
+
+
+def test_config_names_say_what_they_choose(tmp_path: Path) -> None:
+    config = InferenceConfig()
+    assert (config.estimator, config.algorithm, config.nuts_sampler) == (
+        "hierarchical", "auto", "auto")
+    assert not {"sampler", "method"} & set(config.model_dump())
+    with pytest.warns(FutureWarning, match="inference.sampler is deprecated.*nuts_sampler"):
+        old = InferenceConfig.model_validate({"sampler": "pymc", "method": "advi"})
+    assert (old.nuts_sampler, old.algorithm) == ("pymc", "advi")
+    with pytest.raises(ValidationError, match="'method' is the old name of 'algorithm'"):
+        InferenceConfig(method="nuts", algorithm="advi")
+    payload = copy.deepcopy(TINY_CONFIG)
+    payload["inference"] = {"sampler": "pymc", "nuts_sampler": "nutpie"}
+    with pytest.raises(ConfigError) as info:
+        load_config(write_yaml(tmp_path / "both.yaml", payload))
+    text = str(info.value)
+    assert "inference" in text and "old name of 'nuts_sampler'" in text and "\n" not in text
+
+
+def test_estimator_registry_imports_without_pymc() -> None:
+    code = (
+        "import sys; import personasim.bayes.estimators, personasim.bayes.update, "
+        "personasim.bayes.storage; "
+        "print([m for m in ('pymc', 'pytensor', 'nutpie', 'arviz') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_posterior_table_aligns_counts() -> None:
@@ -239,7 +335,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_pymc_sampler_recovers_known_rates() -> None:
     counts = _simulated(TRUE_RATES, 2000, seed=11)
-    config = InferenceConfig(sampler="pymc", draws=300, tune=300, chains=2)
+    config = InferenceConfig(nuts_sampler="pymc", draws=300, tune=300, chains=2)
     posterior = fit_posterior(counts, config, seed=3)
     assert posterior.diagnostics.sampler == "pymc"
     assert posterior.draws.shape == (600, 3, 3)

@@ -14,8 +14,9 @@ from test_policies import make_env
 from test_training import _env_factory
 
 from personasim.config.schema import PolicyConfig
+from personasim.core.types import NO_SEND_ID
 from personasim.policies.baselines import FixedPolicy, make_policy
-from personasim.policies.calendar import NO_SEND, calendar_grid, campaign_calendar
+from personasim.policies.calendar import calendar_grid, campaign_calendar
 from personasim.policies.comparison import CURVE_COLUMNS, evaluate_all, train_all
 from personasim.policies.rollouts import PROTOCOL_COLUMNS, protocol_interval, summarize_protocol
 
@@ -65,7 +66,7 @@ def test_calendar_names_campaigns_not_indices() -> None:
     assert len(detail) == 3 * 6 and set(detail["agreement"]) == {1.0}
     week = detail[detail["week"] == 2].set_index("persona_id")
     assert week["campaign_id"].to_dict() == {"emailers": "email", "texters": "sms",
-                                             "mixed": NO_SEND}
+                                             "mixed": NO_SEND_ID}
     assert week.loc["texters", "recipients"] == 300
     assert week.loc["texters", "spend"] == pytest.approx(300 * 0.1)
     assert week.loc["mixed", "spend"] == 0.0

@@ -12,6 +12,10 @@ PERSONA_ID = "persona_id"
 CAMPAIGN_ID = "campaign_id"
 OUTCOME = "outcome"
 CONSENT = "consent"
+NO_SEND = -1
+"""Campaign index meaning "send nothing" (a rest week, or the A/B test's untreated arm)."""
+NO_SEND_ID = "no_send"
+"""How :data:`NO_SEND` is written where tables hold campaign ids (calendars)."""
 
 
 @dataclass(frozen=True)

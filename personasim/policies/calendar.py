@@ -18,12 +18,12 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from personasim.core.types import NO_SEND_ID
 from personasim.envs.campaign_env import CampaignEnv
 from personasim.policies.baselines import Policy
 
 logger = logging.getLogger(__name__)
 
-NO_SEND = "no_send"
 """Cell value for a week in which the persona is sent nothing."""
 
 DETAIL_COLUMNS = ("policy", "persona_id", "week", "campaign_id", "agreement", "recipients",
@@ -111,7 +111,7 @@ def campaign_calendar(
                 "policy": name,
                 "persona_id": persona_id,
                 "week": week + 1,
-                "campaign_id": campaign if campaign is not None else NO_SEND,
+                "campaign_id": campaign if campaign is not None else NO_SEND_ID,
                 "agreement": float(counts[modal] / len(seeds)),
                 "recipients": float(recipients[:, week, j].mean()),
                 "spend": float(spend[:, week, j].mean()),

@@ -295,13 +295,13 @@ def evaluate_all(
         validation: list[float] = []
         for k, result in enumerate(results):
             key = run_key(algorithm, k)
-            agent = SB3Policy(result.model)
-            episodes = _episodes(cache, key, env_factory, algorithm, agent, eval_seeds)
+            trained_policy = SB3Policy(result.model)
+            episodes = _episodes(cache, key, env_factory, algorithm, trained_policy, eval_seeds)
             frames.append(episodes.assign(training_seed=result.seed))
             score = float("nan")
             if len(results) > 1:
                 score = float(_episodes(cache, f"{key}.validation", env_factory, algorithm,
-                                        agent, validation_seeds)["return"].mean())
+                                        trained_policy, validation_seeds)["return"].mean())
             validation.append(score)
             own = summarize(episodes).iloc[0]
             rows.append({"policy": algorithm, "run": k, "training_seed": result.seed,
