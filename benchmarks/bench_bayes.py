@@ -4,11 +4,11 @@
    6 campaigns with known true rates. The hierarchical model (default ``InferenceConfig``:
    nutpie, 4 chains x 1,000 draws after 1,000 tuning, target_accept 0.99) is fitted to each
    world's counts with the stated prior and a discount feature; the compiled model is reused
-   across worlds (``pm.Data`` + nutpie ``with_data``). ``coverage_90`` is the share of true
-   rates inside the 90% intervals; ``rmse_ratio_sparse``/``_dense`` compare the posterior
-   mean's RMSE to the truth with that of the independent Beta-Binomial estimator
-   (``ESTIMATORS["beta_binomial"]``: the same prior mean, worth 2 observations) on cells with
-   <= 50 and >= 1,000 exposures.
+   across worlds (``pm.Data`` + nutpie ``with_data``; each part owns a ``CompiledModelCache``).
+   ``coverage_90`` is the share of true rates inside the 90% intervals;
+   ``rmse_ratio_sparse``/``_dense`` compare the posterior mean's RMSE to the truth with that
+   of the independent Beta-Binomial estimator (``ESTIMATORS.get("beta_binomial")``: the same
+   prior mean, worth 2 observations) on cells with <= 50 and >= 1,000 exposures.
 2. **Speed**: a 50 x 20 grid is compiled once (``compile_seconds_50x20``) and a second 50 x 20
    world fitted with the compiled model (``fit_seconds_50x20``, warm, sampling included).
 3. **Targeting worlds** (``--target-worlds``, default 10; ``bayes_worlds.targeting_world``):
@@ -51,9 +51,9 @@ from bayes_worlds import (  # noqa: E402
 )
 
 from personasim.audience.profiles import PersonaProfiles  # noqa: E402
-from personasim.bayes import sampling  # noqa: E402
 from personasim.bayes.cells import grid_inputs  # noqa: E402
-from personasim.bayes.estimators import ESTIMATORS, fit_model  # noqa: E402
+from personasim.bayes.estimators import ESTIMATORS, EstimationRequest, fit_model  # noqa: E402
+from personasim.bayes.sampling import CompiledModelCache  # noqa: E402
 from personasim.bayes.update import infer_stage  # noqa: E402
 from personasim.config.distributions import Beta, Constant  # noqa: E402
 from personasim.config.persona import Persona, PersonaTraits  # noqa: E402
@@ -74,6 +74,7 @@ def grid_part(n_worlds: int, config: InferenceConfig, seed: int) -> dict[str, An
     """Coverage and RMSE ratios over ``n_worlds`` grid worlds."""
     rng = np.random.default_rng(seed)
     bb = ESTIMATORS.get("beta_binomial")
+    cache = CompiledModelCache()
     inside, exposures, err_h, err_b = [], [], [], []
     clean, seconds = 0, []
     for w in range(n_worlds):
@@ -81,9 +82,9 @@ def grid_part(n_worlds: int, config: InferenceConfig, seed: int) -> dict[str, An
         inputs = grid_inputs(world.counts, world.prior_mean, world.prior_scale, world.features,
                              ("discount",))
         start = time.perf_counter()
-        post = fit_model(inputs, config, seed=w)
+        post = fit_model(inputs, config, seed=w, cache=cache)
         seconds.append(time.perf_counter() - start)
-        base = bb(world.counts, config, w, world.prior_mean)
+        base = bb(EstimationRequest.from_counts(world.counts, config, w, world.prior_mean))
         low, high = post.interval(0.9)
         inside.append(((low <= world.truth) & (world.truth <= high)).ravel())
         exposures.append(world.counts.exposures.ravel())
@@ -117,15 +118,16 @@ def grid_part(n_worlds: int, config: InferenceConfig, seed: int) -> dict[str, An
 def speed_part(config: InferenceConfig, seed: int) -> dict[str, float]:
     """Compile seconds and warm fit seconds for a 50 x 20 model."""
     rng = np.random.default_rng(seed)
-    sampling.clear_model_cache()
+    cache = CompiledModelCache()
     first, second = grid_world(rng, 50, 20), grid_world(rng, 50, 20)
     start = time.perf_counter()
-    fit_model(grid_inputs(first.counts, first.prior_mean, first.prior_scale), config, seed)
+    cold_post = fit_model(grid_inputs(first.counts, first.prior_mean, first.prior_scale),
+                          config, seed, cache=cache)
     cold = time.perf_counter() - start
-    compile_seconds = sampling.LAST_COMPILE_SECONDS[0]
+    compile_seconds = getattr(cold_post.diagnostics, "compile_seconds", 0.0)
     start = time.perf_counter()
     post = fit_model(grid_inputs(second.counts, second.prior_mean, second.prior_scale),
-                     config, seed + 1)
+                     config, seed + 1, cache=cache)
     warm = time.perf_counter() - start
     d = post.diagnostics
     record = {"part": "speed_50x20", "compile_seconds": compile_seconds,
@@ -159,7 +161,8 @@ def _vague_persona(persona_id: str) -> Persona:
         price_sensitivity=Constant(value=0.0)))
 
 
-def _our_picks(world: Any, config: InferenceConfig, seed: int) -> tuple[np.ndarray, Any]:
+def _our_picks(world: Any, config: InferenceConfig, seed: int,
+               cache: CompiledModelCache) -> tuple[np.ndarray, Any]:
     """The run's Bayesian stage and prioritization; the top campaign per recipient, or -1."""
     from sklearn.cluster import KMeans
 
@@ -174,7 +177,7 @@ def _our_picks(world: Any, config: InferenceConfig, seed: int) -> tuple[np.ndarr
     campaign_ids = tuple(c.id for c in world.campaigns)
     ab = ABResults(table, ABCounts.from_table(table, tuple(ids), campaign_ids), "simulated")
     outcome = infer_stage(config, [_vague_persona(i) for i in ids], world.campaigns, ab, seed,
-                          world.ab_recipients)
+                          world.ab_recipients, cache=cache)
     membership = profiles.membership(world.population)
     audience = Audience(world.population.assign(
         persona_id=np.array(ids)[membership.argmax(axis=1)]), membership, tuple(ids))
@@ -190,11 +193,12 @@ def targeting_part(n_worlds: int, config: InferenceConfig, seed: int) -> dict[st
     """Captured share of the oracle's lift over random, ours and the T-learner's."""
     rng = np.random.default_rng(seed)
     totals = {"ours": 0.0, "tlearner": 0.0, "oracle": 0.0, "random": 0.0}
+    cache = CompiledModelCache()  # worlds of the same structure reuse the compiled model
     for w in range(n_worlds):
         world = targeting_world(rng)
         net = net_values(world)
         start = time.perf_counter()
-        ours, outcome = _our_picks(world, config, seed + w)
+        ours, outcome = _our_picks(world, config, seed + w, cache)
         ours_seconds = time.perf_counter() - start
         cols = list(world.features)
         mean = world.ab_recipients[cols].astype(float).mean()

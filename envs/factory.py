@@ -37,7 +37,9 @@ from personasim.config.schema import (
 from personasim.core.errors import ConfigError, DataError
 from personasim.core.run_layout import CAMPAIGNS, CONFIG, PERSONAS_POSTERIOR, RunFile
 from personasim.core.types import PERSONA_ID
-from personasim.data.files import load_campaigns, load_events, load_recipients
+from personasim.data.campaigns import load_campaigns
+from personasim.data.events import load_events
+from personasim.data.recipients import load_recipients
 from personasim.envs.campaign_env import CampaignEnv
 
 logger = logging.getLogger(__name__)

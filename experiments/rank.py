@@ -16,7 +16,7 @@ from personasim.config.campaign import Campaign
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.errors import DataError
-from personasim.data.files import load_recipients
+from personasim.data.recipients import load_recipients
 from personasim.outputs.writers import EXPORTERS
 from personasim.ranking.prioritization import prioritize
 

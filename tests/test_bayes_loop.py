@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,17 @@ import pytest
 from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
-from personasim.bayes.estimators import ESTIMATORS
-from personasim.bayes.priors import PriorGrid
+from personasim.bayes.estimators import ESTIMATORS, EstimationRequest
+from personasim.bayes.priors import PriorGrid, trait_prior
+from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior
-from personasim.bayes.update import build_prior, run_waves
+from personasim.bayes.update import build_prior, infer_stage, run_waves
 from personasim.cli import app
 from personasim.config.schema import ExperimentConfig, InferenceConfig
 from personasim.core.errors import DataError
-from personasim.core.types import ABCounts, Diagnostics, Posterior
-from personasim.data.files import load_ab_counts
+from personasim.core.registry import UnknownNameError
+from personasim.core.types import ABCounts, ABResults, Diagnostics, Posterior
+from personasim.data.ab_results import load_ab_counts
 from personasim.outputs.bayes_plots import (
     PPC_COLUMNS,
     plot_ppc,
@@ -194,7 +197,8 @@ def test_waves_converge_on_the_truth(tmp_path: Path) -> None:
     prior = PriorGrid(PERSONAS[:2], CAMPAIGNS[:2], np.full((2, 2), 0.1), np.ones((2, 2)))
     config = InferenceConfig(estimator="beta_binomial", draws=500, chains=2)
     first = _grid_counts(TRUTH, 60, 0)
-    posterior = ESTIMATORS.get("beta_binomial")(first, config, 0, prior.mean)
+    posterior = ESTIMATORS.get("beta_binomial")(
+        EstimationRequest.from_counts(first, config, 0, prior.mean))
     table = run_waves(config, prior, np.zeros((2, 0)), (), first, posterior, 5,
                       lambda w: _grid_counts(TRUTH, 600, w), 0, TRUTH)
     per_wave = table.assign(err=(table["mean"] - table["truth"]) ** 2,
@@ -218,3 +222,42 @@ def test_prior_from_an_earlier_run(tiny_run: Path) -> None:
     assert traits.source == "traits"
     # the earlier posterior is more certain than the traits alone
     assert np.median(prior.scale) < np.median(traits.scale)
+
+
+# --- the estimator named by the config is the one that runs ------------------------------
+
+
+def test_infer_stage_runs_the_estimator_the_config_names() -> None:
+    config = ExperimentConfig.model_validate(TINY_CONFIG)
+    personas, campaigns = list(config.personas), list(config.campaigns)
+    pids, cids = tuple(p.id for p in personas), tuple(c.id for c in campaigns)
+    exposures = np.full((len(pids), len(cids)), 50, dtype=np.int64)
+    counts = ABCounts(pids, cids, exposures, exposures // 10)
+    seen: list[EstimationRequest] = []
+
+    def fake(request: EstimationRequest) -> Posterior:
+        seen.append(request)
+        draws = np.full((request.n_draws, *request.inputs.shape), 0.25, dtype=np.float32)
+        return Posterior(request.inputs.persona_ids, request.inputs.campaign_ids, draws,
+                         Diagnostics("fake", 1.0, float(request.n_draws), 0, 0.0))
+
+    name = f"test_fake_{uuid.uuid4().hex[:8]}"  # a fresh name: registrations are for good
+    ESTIMATORS.add(name, fake)
+    inference = config.inference.model_copy(update={"estimator": name})
+    ab = ABResults(pd.DataFrame(), counts, "simulated")
+    outcome = infer_stage(inference, personas, campaigns, ab, 4, waves=2,
+                          simulate_wave=lambda w: counts)
+    assert outcome.posterior.diagnostics.sampler == "fake"
+    assert len(seen) == 3  # the run's fit and two waves
+    first = seen[0]
+    assert first.config is inference and first.seed == 4 and first.covariates is None
+    np.testing.assert_array_equal(first.counts.exposures, exposures)
+    np.testing.assert_array_equal(first.prior_mean, trait_prior(personas, campaigns).mean)
+    assert isinstance(first.cache, CompiledModelCache)
+    assert all(r.cache is first.cache for r in seen)  # one compiled-model cache per run
+    assert [r.seed for r in seen[1:]] == [4 + 2, 4 + 3]
+    np.testing.assert_array_equal(seen[-1].counts.exposures, 3 * exposures)
+    np.testing.assert_allclose(outcome.waves["mean"], 0.25)
+    unknown = config.inference.model_copy(update={"estimator": "hierarchcal"})
+    with pytest.raises(UnknownNameError, match="did you mean 'hierarchical'"):
+        infer_stage(unknown, personas, campaigns, ab, 4)

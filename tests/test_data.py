@@ -1,4 +1,4 @@
-"""Tests for personasim.data.files: loading and validating data-mode files."""
+"""Tests for personasim.data.tables: loading and validating data-mode files."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import pandas as pd
 import pytest
 
 from personasim.core.errors import DataError
-from personasim.data.files import (
-    load_ab_results,
-    load_campaigns,
-    load_events,
-    load_recipients,
-    read_table,
-)
+from personasim.data.ab_results import load_ab_results
+from personasim.data.campaigns import load_campaigns
+from personasim.data.events import load_events
+from personasim.data.recipients import load_recipients
+from personasim.data.tables import read_table
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -205,9 +205,7 @@ def test_estimator_registry() -> None:
     request = EstimationRequest.from_counts(counts, config, 1, prior_mean=np.full((3, 3), 0.5))
     informed = bb(request)
     assert informed.mean() == pytest.approx(posterior.mean(), abs=0.01)
-    direct = beta_binomial_posterior(counts, 300, 1, prior_a=1.0, prior_b=1.0)
-    np.testing.assert_array_equal(bb(request).draws, informed.draws)
-    np.testing.assert_array_equal(posterior.draws, direct.draws)
+    np.testing.assert_array_equal(posterior.draws, beta_binomial_posterior(counts, 300, 1).draws)
 
 
 def test_failed_sampling_falls_back_through_the_estimator_interface(

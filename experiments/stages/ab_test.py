@@ -8,7 +8,7 @@ from personasim.agents.abtest import ab_results_from_file, simulate_ab_test
 from personasim.agents.model import CampaignModel, simulation_from_config
 from personasim.config.persona import Persona
 from personasim.core.types import ABResults
-from personasim.data.files import counts_to_ab
+from personasim.data.ab_results import counts_to_ab
 from personasim.experiments.progress import Advance
 from personasim.experiments.seeds import stage_seed
 from personasim.experiments.stage import RunContext, Stage

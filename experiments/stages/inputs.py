@@ -20,13 +20,10 @@ from personasim.config.schema import EventConfig, ExperimentConfig
 from personasim.core.errors import ConfigError, DataError
 from personasim.core.registry import Registry
 from personasim.core.types import PERSONA_ID, RECIPIENT_ID
-from personasim.data.files import (
-    load_ab_counts,
-    load_ab_results,
-    load_campaigns,
-    load_events,
-    load_recipients,
-)
+from personasim.data.ab_results import load_ab_counts, load_ab_results
+from personasim.data.campaigns import load_campaigns
+from personasim.data.events import load_events
+from personasim.data.recipients import load_recipients
 from personasim.experiments.preflight import preflight
 from personasim.experiments.progress import Advance
 from personasim.experiments.seeds import stage_seed

@@ -209,7 +209,7 @@ def synthesize_personas(
     Parameters
     ----------
     recipients
-        As returned by :func:`personasim.data.files.load_recipients`.
+        As returned by :func:`personasim.data.tables.load_recipients`.
     config
         Method, k and features.
     rng
