@@ -4,13 +4,11 @@ This is the textbook Mesa way to model an audience: every recipient is a
 :class:`RecipientAgent` with its own traits and state, and each week runs in stages over all
 agents (observe the neighbours, respond, transition). Every agent calls the *same* registered
 response model and :func:`~personasim.behaviour.transition.update_fatigue` as the cohort
-engine, on its own length-1 arrays, so the two engines simulate the same process. With the
-same seed they even draw the same traits and the same uniforms in the same order, so their
-histories agree recipient by recipient (up to float32 rounding); with different seeds they agree within
+engine, on its own length-1 arrays, so the two engines simulate the same process. With the same
+seed they even draw the same traits and the same uniforms in the same order, so their histories
+agree recipient by recipient (up to float32 rounding); with different seeds they agree within
 sampling error (``tests/test_engines.py``). The cohort engine is measured against this one in
-``benchmarks/bench_simulation.py``. Select it with
-``simulation.engine: per_recipient``.
-"""
+``benchmarks/bench_simulation.py``. Select it with ``simulation.engine: per_recipient``."""
 
 from __future__ import annotations
 
