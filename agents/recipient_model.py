@@ -8,7 +8,8 @@ engine, on its own length-1 arrays, so the two engines simulate the same process
 seed they even draw the same traits and the same uniforms in the same order, so their histories
 agree recipient by recipient (up to float32 rounding); with different seeds they agree within
 sampling error (``tests/test_engines.py``). The cohort engine is measured against this one in
-``benchmarks/bench_simulation.py``. Select it with ``simulation.engine: per_recipient``."""
+``benchmarks/bench_simulation.py``. Select it with ``simulation.engine: per_recipient``.
+"""
 
 from __future__ import annotations
 
