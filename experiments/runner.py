@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from personasim.config.schema import ExperimentConfig
+from personasim.experiments.preflight import check_registered_names
 from personasim.experiments.progress import Reporter, SilentReporter
 from personasim.experiments.resume import ResumableRunDirectory, RunSession, read_saved_run
 from personasim.experiments.run_dir import StageTimer
@@ -34,7 +35,6 @@ from personasim.experiments.stages import (
     report,
     training,
 )
-from personasim.policies.comparison import check_algorithms
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run_experiment(
     """
     timer = StageTimer()
     started = time.perf_counter()
-    check_algorithms(config.policy, config_source)
+    check_registered_names(config, config_source)  # before a run folder exists
     with ResumableRunDirectory(run_dir, overwrite=overwrite, resume=resume) as out, \
             RunSession(out, config, config_source, run_dir, overwrite, timer) as session:
         ctx = RunContext(config, config_source, out, session.stop)

@@ -126,7 +126,6 @@ def run(
     with _input_errors(), _interruptions():
         from personasim.config.schema import load_config
         from personasim.core.errors import ConfigError
-        from personasim.experiments.preflight import check_registered_names
         from personasim.experiments.runner import resume_experiment, run_experiment
 
         if resume is not None:
@@ -141,7 +140,6 @@ def run(
                 raise ConfigError("personasim run", None, "give a CONFIG file (or --resume RUN)")
             overrides = list(set_ or []) + ([f"seed={seed}"] if seed is not None else [])
             experiment = load_config(config, overrides)
-            check_registered_names(experiment, str(config))  # before any run folder exists
             if prior is not None:
                 experiment.inference.prior_run = _prior_run(prior)
             run_dir = out or Path("runs") / f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"

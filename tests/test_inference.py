@@ -259,8 +259,12 @@ def test_config_names_say_what_they_choose(tmp_path: Path) -> None:
     assert (config.estimator, config.algorithm, config.nuts_sampler) == (
         "hierarchical", "auto", "auto")
     assert not {"sampler", "method"} & set(config.model_dump())
-    with pytest.warns(FutureWarning, match="inference.sampler is deprecated.*nuts_sampler"):
+    with pytest.warns(FutureWarning) as record:
         old = InferenceConfig.model_validate({"sampler": "pymc", "method": "advi"})
+    assert [str(w.message) for w in record] == [
+        "inference.sampler is deprecated: rename it inference.nuts_sampler (same values)",
+        "inference.method is deprecated: rename it inference.algorithm (same values)",
+    ]
     assert (old.nuts_sampler, old.algorithm) == ("pymc", "advi")
     with pytest.raises(ValidationError, match="'method' is the old name of 'algorithm'"):
         InferenceConfig(method="nuts", algorithm="advi")

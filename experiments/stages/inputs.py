@@ -8,17 +8,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from personasim.agents.model import ENGINES
 from personasim.audience.membership import persona_profiles
 from personasim.audience.profiles import PersonaProfiles
-from personasim.audience.synthesis import SYNTHESIZERS, synthesize_personas
-from personasim.behaviour.network import GRAPH_GENERATORS
-from personasim.behaviour.response import RESPONSE_MODELS
+from personasim.audience.synthesis import synthesize_personas
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
 from personasim.config.schema import EventConfig, ExperimentConfig
 from personasim.core.errors import ConfigError, DataError
-from personasim.core.registry import Registry
 from personasim.core.types import PERSONA_ID, RECIPIENT_ID
 from personasim.data.ab_results import load_ab_counts, load_ab_results
 from personasim.data.campaigns import load_campaigns
@@ -28,8 +24,6 @@ from personasim.experiments.preflight import preflight
 from personasim.experiments.progress import Advance
 from personasim.experiments.seeds import stage_seed
 from personasim.experiments.stage import RunContext, Stage
-from personasim.policies.baselines import POLICIES
-from personasim.policies.training import ALGORITHMS
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +64,6 @@ class Inputs:
     ab_counts: pd.DataFrame | None = None
 
 
-def check_registered_names(config: ExperimentConfig, source: str) -> None:
-    """Fail with a one-line ConfigError for any plug-in name that is not registered."""
-    checks: list[tuple[str, str, Registry]] = [
-        ("simulation.engine", config.simulation.engine, ENGINES),
-        ("simulation.response_model", config.simulation.response_model, RESPONSE_MODELS),
-        ("synthesis.method", config.synthesis.method, SYNTHESIZERS),
-        ("policy.algorithm", config.policy.algorithm, ALGORITHMS),
-    ]
-    if config.dynamics.influence.network.file is None:
-        checks.append(
-            ("dynamics.influence.network.generator", config.dynamics.influence.network.generator,
-             GRAPH_GENERATORS)
-        )
-    checks += [(f"policy.baselines.{i}", name, POLICIES)
-               for i, name in enumerate(config.policy.baselines)]
-    for location, name, registry in checks:
-        if name not in registry:
-            raise ConfigError(source, location, registry.unknown_message(name))
-
-
 def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     """Read and validate the config's data files and build the personas.
 
@@ -107,8 +81,7 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     ConfigError, DataError
         One line naming the file and the field or row at fault.
     """
-    check_registered_names(config, source)
-    preflight(config, source)  # memory and graph-file ids, before anything is allocated
+    preflight(config, source)  # plug-in names, memory and graph-file ids, before allocating
     data = config.data
     campaigns = load_campaigns(data.campaigns) if data.campaigns else list(config.campaigns)
     if data.campaigns and config.campaigns:

@@ -227,7 +227,7 @@ class InferenceConfig(_Strict):
             warnings.warn(
                 f"inference.{old} is deprecated: rename it inference.{new} (same values)",
                 FutureWarning,
-                stacklevel=2,
+                stacklevel=3,  # past pydantic, to whoever validated the config
             )
             data[new] = data.pop(old)
         return data

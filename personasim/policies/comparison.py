@@ -28,13 +28,11 @@ import numpy as np
 import pandas as pd
 
 from personasim.config.schema import PolicyConfig
-from personasim.core.errors import ConfigError
 from personasim.core.interrupts import StopFlag
 from personasim.core.run_layout import CHECKPOINTS
 from personasim.policies.baselines import Policy, SB3Policy
 from personasim.policies.rollouts import run_episodes, summarize, summarize_protocol
 from personasim.policies.training import (
-    ALGORITHMS,
     TrainResult,
     algorithm_names,
     load_policy,
@@ -54,14 +52,6 @@ RUN_COLUMNS = ("policy", "run", "training_seed", "timesteps", "training_seconds"
 
 EnvFactory = Callable[[], gym.Env[Any, Any]]
 Progress = Callable[[int], None]
-
-
-def check_algorithms(policy: PolicyConfig, source: str) -> None:
-    """Fail early, with a one-line ConfigError, on an unregistered comparison algorithm."""
-    for name in policy.compare_algorithms:
-        if name not in ALGORITHMS:
-            raise ConfigError(source, f"policy.compare_algorithms.{name}",
-                              ALGORITHMS.unknown_message(name))
 
 
 def run_key(algorithm: str, run: int) -> str:
