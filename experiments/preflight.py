@@ -23,7 +23,7 @@ from personasim.config.persona import cohort_sizes
 from personasim.config.schema import ExperimentConfig
 from personasim.core.errors import ConfigError
 from personasim.core.registry import Registry
-from personasim.data.hillstrom import DATASETS
+from personasim.data.datasets import DATASETS
 from personasim.outputs.writers import EXPORTERS
 from personasim.policies.baselines import POLICIES
 from personasim.policies.training import ALGORITHMS

@@ -12,6 +12,7 @@ from hillstrom_helpers import shared_hillstrom, synthetic_hillstrom, write_hills
 
 from personasim.config.schema import load_config
 from personasim.core.errors import ConfigError, DataError
+from personasim.data.datasets import split_customers
 from personasim.data.hillstrom import (
     CONTROL,
     HILLSTROM_FILE,
@@ -19,7 +20,6 @@ from personasim.data.hillstrom import (
     load_hillstrom,
     locate_hillstrom,
     read_hillstrom,
-    split_customers,
 )
 from personasim.experiments.stages.inputs import load_inputs
 

@@ -17,7 +17,7 @@ from personasim.audience.synthesis import synthesize_personas
 from personasim.config.schema import EventConfig, ExperimentConfig
 from personasim.core.errors import ConfigError
 from personasim.core.types import PERSONA_ID, RECIPIENT_ID
-from personasim.data.hillstrom import DATASETS, DatasetTables
+from personasim.data.datasets import DATASETS, DatasetTables
 from personasim.experiments.stages.inputs import Inputs
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Public datasets as data-mode inputs: the Hillstrom (MineThatData) e-mail experiment.
+"""The Hillstrom (MineThatData) e-mail experiment as a registered dataset.
 
 The Hillstrom file holds 64,000 customers randomly split into three equal arms (Mens E-Mail,
 Womens E-Mail, No E-Mail) with their visits, conversions and spend over two weeks.
@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +20,15 @@ import pandas as pd
 from personasim.config.campaign import Campaign
 from personasim.config.schema import DatasetConfig
 from personasim.core.errors import DataError
-from personasim.core.registry import Registry
 from personasim.core.types import CAMPAIGN_ID, CONSENT, OUTCOME, RECIPIENT_ID
+from personasim.data.datasets import (
+    DATA_ENV,
+    DATASETS,
+    DatasetTables,
+    cache_dir,
+    download,
+    split_customers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,6 @@ HILLSTROM_URL = (
 )
 HILLSTROM_FILE = "hillstrom.csv"
 HILLSTROM_ROWS = 64_000
-DATA_ENV = "PERSONASIM_DATA"
-CACHE_ENV = "PERSONASIM_CACHE"
 
 ATTRIBUTES = ("recency", "history", "mens", "womens", "zip_code", "newbie", "channel")
 """Customer attributes (pre-treatment); ``history_segment`` is a band of ``history``."""
@@ -51,72 +52,6 @@ OUTCOMES = ("visit", "conversion", "spend")
 _FLAGS = ("mens", "womens", "newbie", "visit", "conversion")
 _CATEGORIES = {"zip_code": ("Urban", "Surburban", "Rural"),
                "channel": ("Phone", "Web", "Multichannel")}
-
-
-@dataclass(frozen=True)
-class DatasetTables:
-    """A dataset as data-mode tables.
-
-    Attributes
-    ----------
-    recipients
-        ``recipient_id, consent`` and the attribute columns (plus ``log_history``).
-    campaigns
-        The arms as campaigns; the no-e-mail arm is the control.
-    ab_results
-        ``recipient_id, campaign_id, outcome, value, propensity`` and the raw outcomes
-        ``visit, conversion, spend`` (the training customers when some are held out).
-    source
-        Where the data came from (a path).
-    holdout
-        The held-out customers' A/B rows (same columns), or ``None``.
-    """
-
-    recipients: pd.DataFrame
-    campaigns: list[Campaign]
-    ab_results: pd.DataFrame
-    source: str
-    holdout: pd.DataFrame | None = None
-
-
-DatasetLoader = Callable[[DatasetConfig, int], DatasetTables]
-"""``(dataset config, seed) -> tables``; the seed draws the optional sample."""
-
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
-
-
-def cache_dir() -> Path:
-    """The user cache folder: ``$PERSONASIM_CACHE``, else platformdirs', else ~/.cache."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:
-        return Path.home() / ".cache" / "personasim"
-    return Path(user_cache_dir("personasim", appauthor=False))
-
-
-def download(url: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` into ``dest`` atomically (a partial download never looks complete).
-
-    Raises
-    ------
-    DataError
-        If the download fails; the message says how to point at a local copy.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.part-{os.getpid()}")
-    logger.info("downloading %s to %s", url, dest)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, partial.open("wb") as f:
-            shutil.copyfileobj(response, f)
-    except (OSError, ValueError) as exc:
-        partial.unlink(missing_ok=True)
-        raise DataError(url, None, f"download failed ({exc}); set {DATA_ENV} or dataset.path "
-                        "to a local copy") from None
-    os.replace(partial, dest)
-    return dest
 
 
 def locate_hillstrom(path: str | Path | None = None, *, url: str = HILLSTROM_URL,
@@ -305,29 +240,6 @@ def load_hillstrom(path: str | Path | None = None, outcome: str = "visit",
     frame = read_hillstrom(located, expected_rows)
     logger.info("loaded %d Hillstrom customers from %s", len(frame), located)
     return hillstrom_tables(frame, outcome, value, cost, str(located))
-
-
-def split_customers(arms: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A seeded split, stratified by arm: True for the customers held out.
-
-    Parameters
-    ----------
-    arms
-        Each customer's arm (any labels).
-    fraction
-        Share of each arm held out (rounded to whole customers).
-    seed
-        Seed of the split.
-    """
-    arms = np.asarray(arms)
-    held = np.zeros(len(arms), dtype=bool)
-    if fraction <= 0:
-        return held
-    rng = np.random.default_rng(seed)
-    for arm in sorted(set(arms.tolist())):
-        rows = np.flatnonzero(arms == arm)
-        held[rng.permutation(rows)[: int(round(fraction * len(rows)))]] = True
-    return held
 
 
 def with_holdout(tables: DatasetTables, fraction: float, seed: int,
