@@ -26,7 +26,7 @@ from personasim.policies.training import (
     unsupported_reason,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SCENARIOS = ("fatigue", "budget", "social")
 SEEDS = [101, 102, 103]
 

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_envs import tiny_env_factory
 
-from personasim.config.campaign import Campaign
-from personasim.config.distributions import Beta, Constant
-from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import DynamicsConfig, InfluenceConfig, PolicyConfig, SimulationConfig
-from personasim.envs import CampaignEnv
+from personasim.config.schema import PolicyConfig
 from personasim.policies.baselines import PolicyContext, SB3Policy, make_policy
 from personasim.policies.training import (
     ALGORITHMS,
@@ -23,31 +20,8 @@ from personasim.policies.training import (
 )
 
 
-def _env_factory(n_personas: int = 2, n_campaigns: int = 2):
-    def build() -> CampaignEnv:
-        personas = [
-            Persona(
-                id=f"p{j}",
-                traits=PersonaTraits(
-                    propensity={"default": Beta(a=2 + j, b=20)},
-                    organic=Constant(value=0.01),
-                ),
-            )
-            for j in range(n_personas)
-        ]
-        campaigns = [
-            Campaign(id=f"c{k}", cost=0.02 * (k + 1), value=1.0 + k) for k in range(n_campaigns)
-        ]
-        dynamics = DynamicsConfig(influence=InfluenceConfig(enabled=False))
-        return CampaignEnv(
-            personas, [150] * n_personas, campaigns, SimulationConfig(horizon=6), dynamics
-        )
-
-    return build
-
-
 def _observations(n: int = 8) -> np.ndarray:
-    env = _env_factory()()
+    env = tiny_env_factory()()
     return np.stack([env.observation_space.sample() for _ in range(n)])
 
 
@@ -56,7 +30,7 @@ def test_on_policy_training_curve_and_round_trip(algorithm: str, tmp_path: Path)
     calls: list[tuple[int, int]] = []
     config = PolicyConfig(algorithm=algorithm, total_timesteps=128)
     result = train_policy(
-        _env_factory(), config, seed=0, log_dir=tmp_path / "log",
+        tiny_env_factory(), config, seed=0, log_dir=tmp_path / "log",
         progress=lambda done, total: calls.append((done, total)),
     )
     assert result.algorithm == algorithm
@@ -76,7 +50,7 @@ def test_on_policy_training_curve_and_round_trip(algorithm: str, tmp_path: Path)
     actual, _ = loaded.predict(obs, deterministic=True)
     np.testing.assert_array_equal(expected, actual)
 
-    env = _env_factory()()
+    env = tiny_env_factory()()
     policy = make_policy(
         "sb3", env, PolicyContext(model_path=path, algorithm=algorithm)
     )
@@ -96,8 +70,8 @@ def test_ppo_defaults_span_several_episodes() -> None:
 
 def test_same_seed_trains_the_same_model() -> None:
     config = PolicyConfig(algorithm="ppo", total_timesteps=64, n_envs=2)
-    first = train_policy(_env_factory(), config, seed=3, log_dir=None)
-    second = train_policy(_env_factory(), config, seed=3, log_dir=None)
+    first = train_policy(tiny_env_factory(), config, seed=3, log_dir=None)
+    second = train_policy(tiny_env_factory(), config, seed=3, log_dir=None)
     obs = _observations()
     a, _ = first.model.predict(obs, deterministic=True)
     b, _ = second.model.predict(obs, deterministic=True)
@@ -107,12 +81,12 @@ def test_same_seed_trains_the_same_model() -> None:
 
 def test_dqn_trains_on_a_small_joint_action_space(tmp_path: Path) -> None:
     config = PolicyConfig(algorithm="dqn", total_timesteps=200)
-    result = train_policy(_env_factory(2, 2), config, seed=0, log_dir=None)
+    result = train_policy(tiny_env_factory(2, 2), config, seed=0, log_dir=None)
     assert result.model.action_space.n == 9
     assert len(result.curve) > 0
     path = save_policy(result.model, tmp_path / "dqn.zip")
     policy = SB3Policy(load_policy("dqn", path))
-    env = _env_factory(2, 2)()
+    env = tiny_env_factory(2, 2)()
     obs, _ = env.reset(seed=1)
     action = policy.act(obs, env)
     assert action.shape == (2,) and env.action_space.contains(action)
@@ -121,13 +95,13 @@ def test_dqn_trains_on_a_small_joint_action_space(tmp_path: Path) -> None:
 def test_dqn_rejects_a_large_joint_action_space() -> None:
     config = PolicyConfig(algorithm="dqn", total_timesteps=64)
     with pytest.raises(ValueError, match="DQN needs a small joint action space"):
-        train_policy(_env_factory(6, 4), config, seed=0, log_dir=None)
+        train_policy(tiny_env_factory(6, 4), config, seed=0, log_dir=None)
 
 
 def test_unknown_algorithm_lists_known_ones() -> None:
     assert ALGORITHMS.names() == ["a2c", "dqn", "ppo"]
     with pytest.raises(KeyError, match="known: a2c, dqn, ppo"):
-        train_policy(_env_factory(), PolicyConfig(algorithm="sac"), seed=0, log_dir=None)
+        train_policy(tiny_env_factory(), PolicyConfig(algorithm="sac"), seed=0, log_dir=None)
 
 
 def test_algorithms_are_specs_that_import_sb3_on_demand() -> None:
@@ -148,7 +122,7 @@ def test_a_registered_spec_trains_by_name(monkeypatch: pytest.MonkeyPatch) -> No
         A2C, lambda horizon, n_envs, total, overrides: {"n_steps": 2, "gamma": 0.5}))
     assert default_hyperparameters("a2c_short", 6, 1, 100, {"gamma": 0.9}) == {
         "n_steps": 2, "gamma": 0.9}
-    result = train_policy(_env_factory(), PolicyConfig(algorithm="a2c_short", total_timesteps=16),
+    result = train_policy(tiny_env_factory(), PolicyConfig(algorithm="a2c_short", total_timesteps=16),
                           seed=0, log_dir=None)
     assert isinstance(result.model, A2C) and result.algorithm == "a2c_short"
     assert result.hyperparameters == {"n_steps": 2, "gamma": 0.5}

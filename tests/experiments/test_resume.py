@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from test_training import _env_factory
+from small_envs import tiny_env_factory
 
 from personasim.config.schema import PolicyConfig
 from personasim.core.interrupts import GracefulInterrupt, RunInterrupted, StopFlag
@@ -47,7 +47,7 @@ def test_interrupted_training_resumes_to_the_same_model(
 ) -> None:
     config = PolicyConfig(algorithm=algorithm, total_timesteps=320, n_envs=2,
                           checkpoint_every=64, hyperparameters=hyperparameters)
-    straight = train_policy(_env_factory(), config, seed=5, log_dir=None)
+    straight = train_policy(tiny_env_factory(), config, seed=5, log_dir=None)
 
     stop = StopFlag()
 
@@ -57,13 +57,13 @@ def test_interrupted_training_resumes_to_the_same_model(
 
     checkpoints = tmp_path / "checkpoints"
     with pytest.raises(TrainingInterrupted) as info:
-        train_policy(_env_factory(), config, seed=5, log_dir=tmp_path / "log",
+        train_policy(tiny_env_factory(), config, seed=5, log_dir=tmp_path / "log",
                      progress=request_stop, checkpoint_dir=checkpoints, stop=stop)
     assert info.value.exit_code == 143
     saved_at = json.loads((checkpoints / POINTER).read_text())["timesteps"]
     assert 130 <= saved_at < 320
 
-    resumed = train_policy(_env_factory(), config, seed=5, log_dir=tmp_path / "log",
+    resumed = train_policy(tiny_env_factory(), config, seed=5, log_dir=tmp_path / "log",
                            checkpoint_dir=checkpoints)
     assert resumed.resumed_from == saved_at
     assert resumed.timesteps == straight.timesteps == 320
@@ -74,12 +74,12 @@ def test_interrupted_training_resumes_to_the_same_model(
 
 
 def test_env_state_replays_the_episode_in_progress() -> None:
-    env = _env_factory()()
+    env = tiny_env_factory()()
     env.reset(seed=4)
     for action in ([1, 2], [0, 1]):
         env.step(np.array(action))
     state = env.get_state()
-    twin = _env_factory()()
+    twin = tiny_env_factory()()
     twin.set_state(state)
     for action in ([2, 2], [1, 0]):
         a = env.step(np.array(action))

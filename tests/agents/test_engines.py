@@ -292,7 +292,7 @@ def test_benchmark_quick_mode_prints_the_promised_json_lines() -> None:
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_simulation.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_simulation.py"
     done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
                           text=True, check=True, timeout=600)
     lines = [json.loads(line) for line in done.stdout.splitlines()]

@@ -7,16 +7,8 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from small_envs import make_env
 
-from personasim.config.campaign import Campaign
-from personasim.config.distributions import Beta, Constant
-from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import (
-    DynamicsConfig,
-    FatigueConfig,
-    InfluenceConfig,
-    SimulationConfig,
-)
 from personasim.core.types import ABCounts
 from personasim.envs import CampaignEnv
 from personasim.policies.baselines import (
@@ -29,42 +21,6 @@ from personasim.policies.baselines import (
     make_policy,
 )
 from personasim.policies.rollouts import evaluate_policies, run_episodes
-
-
-def _traits(email: float, sms: float, fatigue: float = 0.4) -> PersonaTraits:
-    return PersonaTraits(
-        propensity={"email": Constant(value=email), "sms": Constant(value=sms)},
-        price_sensitivity=Constant(value=0.0),
-        fatigue_rate=Constant(value=fatigue),
-        susceptibility=Constant(value=0.0),
-        organic=Constant(value=0.005),
-    )
-
-
-def _campaigns() -> list[Campaign]:
-    return [
-        Campaign(id="holdout", control=True),
-        Campaign(id="email", channel="email", cost=0.05, value=2.0),
-        Campaign(id="sms", channel="sms", cost=0.1, value=3.0),
-    ]
-
-
-def make_env(horizon: int = 6, fatigue: bool = True) -> CampaignEnv:
-    personas = [
-        Persona(id="emailers", traits=_traits(email=0.3, sms=0.02)),
-        Persona(id="texters", traits=_traits(email=0.02, sms=0.25)),
-        Persona(
-            id="mixed",
-            traits=PersonaTraits(propensity={"default": Beta(a=2, b=30)},
-                                 organic=Constant(value=0.005)),
-        ),
-    ]
-    dynamics = DynamicsConfig(
-        fatigue=FatigueConfig(enabled=fatigue), influence=InfluenceConfig(enabled=False)
-    )
-    return CampaignEnv(
-        personas, [300, 300, 400], _campaigns(), SimulationConfig(horizon=horizon), dynamics
-    )
 
 
 def _expected_dollars(env: CampaignEnv, action: tuple[int, ...]) -> float:

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from test_policies import make_env
-from test_training import _env_factory
+from small_envs import make_env, tiny_env_factory
 
 from personasim.config.schema import PolicyConfig
 from personasim.core.types import NO_SEND_ID
@@ -81,7 +80,7 @@ def test_calendar_names_campaigns_not_indices() -> None:
 def test_train_and_evaluate_every_algorithm_on_common_seeds(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    factory = _env_factory(n_personas=6, n_campaigns=4)  # 5^6 joint actions: too many for DQN
+    factory = tiny_env_factory(n_personas=6, n_campaigns=4)  # 5^6 joint actions: too many for DQN
     policy = PolicyConfig(total_timesteps=96, n_envs=2, training_seeds=2,
                           hyperparameters={"n_steps": 24, "batch_size": 16},
                           compare_algorithms={"a2c": {}, "dqn": {}}, checkpoint_every=None)
@@ -115,4 +114,4 @@ def test_train_and_evaluate_every_algorithm_on_common_seeds(
 def test_impossible_algorithms_fail_early(tmp_path: Path) -> None:
     policy = PolicyConfig(algorithm="dqn", total_timesteps=32)
     with pytest.raises(ValueError, match="policy.algorithm: dqn needs a small joint action"):
-        train_all(_env_factory(6, 4), policy, [0], tmp_path, reward_scale=1.0)
+        train_all(tiny_env_factory(6, 4), policy, [0], tmp_path, reward_scale=1.0)
