@@ -66,7 +66,7 @@ class RecipientAgent(mesa.Agent):
                          if other.responded))
 
     def campaign(self) -> int:
-        """This week's campaign index for this recipient (``-1``: nothing sent)."""
+        """Return this week's campaign index for this recipient (``-1``: nothing sent)."""
         assignment = self.model.pending_assignment[self.index]
         if np.isscalar(assignment):
             return int(assignment)

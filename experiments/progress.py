@@ -23,4 +23,5 @@ class SilentReporter:
 
     @contextmanager
     def stage(self, title: str, total: int | None = None) -> Iterator[Advance]:
+        """Enter a stage silently."""
         yield lambda done: None

@@ -47,6 +47,7 @@ class RichReporter:
 
     @contextmanager
     def stage(self, title: str, total: int | None = None) -> Iterator[object]:
+        """Show a spinner (or a bar out of ``total``) while the stage runs."""
         if self.quiet:
             yield lambda done: None
             return

@@ -31,6 +31,7 @@ def default_features(recipients: pd.DataFrame) -> list[str]:
 
 
 def is_numeric(series: pd.Series) -> bool:
+    """Whether a column is numeric or boolean (clustered as numbers)."""
     return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
 

@@ -94,6 +94,7 @@ class LogisticResponse:
         assignment: int | np.ndarray,
         context: ResponseContext,
     ) -> np.ndarray:
+        """Each recipient's response probability this week (float32)."""
         if np.isscalar(assignment):
             k = int(assignment)
             if k < 0 or k == campaigns.control_index:
@@ -157,6 +158,7 @@ class StaticResponse:
         assignment: int | np.ndarray,
         context: ResponseContext,
     ) -> np.ndarray:
+        """Each recipient's response probability this week (float32)."""
         idx = np.broadcast_to(np.asarray(assignment), (traits.n,))
         p = traits.organic.copy()
         sent = np.flatnonzero(_sent_mask(idx, campaigns.control_index))

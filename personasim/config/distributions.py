@@ -33,9 +33,11 @@ class Beta(_Dist):
     b: float = Field(gt=0, description="Second shape parameter (pseudo-failures).")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values as float32."""
         return rng.beta(self.a, self.b, size=n).astype(np.float32)
 
     def mean(self) -> float:
+        """Return the distribution's mean."""
         return self.a / (self.a + self.b)
 
     @classmethod
@@ -56,9 +58,11 @@ class Gamma(_Dist):
     scale: float = Field(gt=0, description="Scale parameter theta.")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values as float32."""
         return rng.gamma(self.shape, self.scale, size=n).astype(np.float32)
 
     def mean(self) -> float:
+        """Return the distribution's mean."""
         return self.shape * self.scale
 
 
@@ -70,9 +74,11 @@ class Normal(_Dist):
     sd: float = Field(ge=0, description="Standard deviation (0 gives a constant).")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values as float32."""
         return rng.normal(self.mu, self.sd, size=n).astype(np.float32)
 
     def mean(self) -> float:
+        """Return the distribution's mean."""
         return self.mu
 
 
@@ -84,9 +90,11 @@ class LogNormal(_Dist):
     sigma: float = Field(gt=0, description="Standard deviation of log(x).")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values as float32."""
         return rng.lognormal(self.mu, self.sigma, size=n).astype(np.float32)
 
     def mean(self) -> float:
+        """Return the distribution's mean."""
         return float(np.exp(self.mu + self.sigma**2 / 2))
 
 
@@ -104,9 +112,11 @@ class Uniform(_Dist):
         return self
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values as float32."""
         return rng.uniform(self.low, self.high, size=n).astype(np.float32)
 
     def mean(self) -> float:
+        """Return the distribution's mean."""
         return (self.low + self.high) / 2
 
 
@@ -117,9 +127,11 @@ class Constant(_Dist):
     value: float = Field(description="The value every recipient gets.")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Draw ``n`` values as float32."""
         return np.full(n, self.value, dtype=np.float32)
 
     def mean(self) -> float:
+        """Return the distribution's mean."""
         return self.value
 
 

@@ -40,7 +40,7 @@ class RunFile:
     when: str = "always"
 
     def path(self, run_dir: Path) -> Path:
-        """This file inside ``run_dir`` (only for names without a ``<...>`` family)."""
+        """Return the file inside ``run_dir`` (only for names without a ``<...>`` family)."""
         if "<" in self.name:
             raise ValueError(f"{self.name} names a family of files; use its own helper")
         return Path(run_dir) / self.name

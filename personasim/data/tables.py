@@ -93,6 +93,7 @@ def read_table(path: Path | str, str_columns: Collection[str] = ()) -> pd.DataFr
 
 
 def require_columns(df: pd.DataFrame, columns: Collection[str], source: str) -> None:
+    """Fail with a one-line DataError naming the first missing column."""
     for c in columns:
         if c not in df.columns:
             raise DataError(

@@ -1,4 +1,4 @@
-"""Sim-to-real check: does the posterior-calibrated simulation predict held-out customers?
+"""Sim-to-real check: how well the posterior-calibrated simulation predicts held-out customers.
 
 For each replication the Mesa simulation is rebuilt from one posterior draw (personas
 calibrated to that draw with :func:`~personasim.bayes.calibration.calibrate_personas`), given

@@ -2,7 +2,7 @@
 
 Exporters are looked up by name in :data:`EXPORTERS`, so ``output.formats`` in the config
 picks them (``personasim validate`` checks the names); an unknown name lists the known ones.
-Readers are looked up by file suffix in :data:`READERS`. CSV is written with ``\\n`` line
+Readers are looked up by file suffix in :data:`READERS`. CSV is written with Unix line
 endings and no index, so the same frame always gives the same bytes.
 """
 
@@ -36,7 +36,7 @@ def _with_suffix(path: Path, suffix: str) -> Path:
 
 @EXPORTERS.register("csv")
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``<path>.csv`` without the index, with ``\\n`` line endings.
+    """Write ``<path>.csv`` without the index, with Unix line endings.
 
     Parameters
     ----------

@@ -1,5 +1,4 @@
-"""The policy protocol: every SB3 algorithm on several training seeds, every policy on the
-same evaluation seeds.
+"""The comparison of policies: every algorithm on several seeds, every policy on the same episodes.
 
 :func:`train_all` trains ``policy.training_seeds`` runs of each algorithm in
 ``algorithm_names(policy)`` (skipping, with the reason logged, an algorithm the action space
