@@ -122,7 +122,8 @@ def test_a_registered_spec_trains_by_name(monkeypatch: pytest.MonkeyPatch) -> No
         A2C, lambda horizon, n_envs, total, overrides: {"n_steps": 2, "gamma": 0.5}))
     assert default_hyperparameters("a2c_short", 6, 1, 100, {"gamma": 0.9}) == {
         "n_steps": 2, "gamma": 0.9}
-    result = train_policy(tiny_env_factory(), PolicyConfig(algorithm="a2c_short", total_timesteps=16),
+    result = train_policy(tiny_env_factory(),
+                          PolicyConfig(algorithm="a2c_short", total_timesteps=16),
                           seed=0, log_dir=None)
     assert isinstance(result.model, A2C) and result.algorithm == "a2c_short"
     assert result.hyperparameters == {"n_steps": 2, "gamma": 0.5}
