@@ -7,7 +7,7 @@ response model and :func:`~personasim.behaviour.transition.update_fatigue` as th
 engine, on its own length-1 arrays, so the two engines simulate the same process. With the same
 seed they even draw the same traits and the same uniforms in the same order, so their histories
 agree recipient by recipient (up to float32 rounding); with different seeds they agree within
-sampling error (``tests/test_engines.py``). The cohort engine is measured against this one in
+sampling error (``tests/agents/test_engines.py``). The cohort engine is measured against this one in
 ``benchmarks/bench_simulation.py``. Select it with ``simulation.engine: per_recipient``.
 """
 

@@ -32,7 +32,7 @@ TINY_CONFIG = {
     "dynamics": {"influence": {"network": {"generator": "watts_strogatz",
                                            "params": {"k": 4, "p": 0.1}}}},
     "ab_test": {"sample_size": 600},
-    "inference": {"draws": 200, "tune": 200, "chains": 2, "sampler": "pymc",
+    "inference": {"draws": 200, "tune": 200, "chains": 2, "nuts_sampler": "pymc",
                   "ess_min": 100, "rhat_max": 1.05},
     "policy": {"total_timesteps": 64, "eval_seeds": 2,
                "hyperparameters": {"n_steps": 32, "batch_size": 16}},

@@ -178,7 +178,7 @@ def hillstrom_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "dataset": {"name": "hillstrom", "path": str(data), "sample": 3000},
         "synthesis": {"k": 3, "features": ["recency", "log_history", "mens", "womens"]},
         "simulation": {"horizon": 3}, "dynamics": {"influence": {"enabled": False}},
-        "inference": {"sampler": "pymc", "draws": 200, "tune": 200, "chains": 2,
+        "inference": {"nuts_sampler": "pymc", "draws": 200, "tune": 200, "chains": 2,
                       "ess_min": 50, "rhat_max": 1.1},
         "policy": {"total_timesteps": 64, "eval_seeds": 2,
                    "hyperparameters": {"n_steps": 32, "batch_size": 16}},

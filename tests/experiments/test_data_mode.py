@@ -44,7 +44,7 @@ def data_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "name": "data-mode", "seed": 7,
         "data": {"recipients": "recipients.csv", "campaigns": "campaigns.csv",
                  "ab_results": "ab.parquet"},
-        "inference": {"sampler": "pymc", "draws": 200, "tune": 200, "ess_min": 50,
+        "inference": {"nuts_sampler": "pymc", "draws": 200, "tune": 200, "ess_min": 50,
                       "rhat_max": 1.1},
         "simulation": {"horizon": 3},
         "policy": {"total_timesteps": 64, "eval_seeds": 2,
