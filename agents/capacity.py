@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from personasim.config.schema import ExperimentConfig, NetworkConfig
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import NetworkConfig
 from personasim.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from personasim.behaviour.response import RESPONSE_MODELS
 from personasim.behaviour.transition import EventCalendar, InfluenceOperator
 from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.persona import Persona, cohort_sizes
-from personasim.config.schema import DynamicsConfig, EventConfig, ExperimentConfig
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import DynamicsConfig, EventConfig
 from personasim.core.registry import Registry
 from personasim.core.types import NO_SEND
 

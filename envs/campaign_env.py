@@ -21,7 +21,8 @@ from personasim.agents.model import ENGINES, NO_SEND, CampaignModel
 from personasim.behaviour.network import GraphCache, build_adjacency
 from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.persona import Persona, cohort_sizes
-from personasim.config.schema import DynamicsConfig, EventConfig, ExperimentConfig, SimulationConfig
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import DynamicsConfig, EventConfig, SimulationConfig
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,10 @@ from pydantic import BaseModel, ValidationError
 
 from personasim.behaviour.network import GraphCache
 from personasim.config.campaign import Campaign
+from personasim.config.loading import format_validation_error, load_config
 from personasim.config.persona import Persona
-from personasim.config.schema import (
-    EventConfig,
-    ExperimentConfig,
-    format_validation_error,
-    load_config,
-)
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import EventConfig
 from personasim.core.errors import ConfigError, DataError
 from personasim.core.run_layout import CAMPAIGNS, CONFIG, PERSONAS_POSTERIOR, RunFile
 from personasim.core.types import PERSONA_ID

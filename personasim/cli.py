@@ -125,7 +125,7 @@ def run(
     """
     _setup_logging(verbose)
     with _input_errors(), _interruptions():
-        from personasim.config.schema import load_config
+        from personasim.config.loading import load_config
         from personasim.core.errors import ConfigError
         from personasim.experiments.runner import resume_experiment, run_experiment
 
@@ -199,7 +199,7 @@ def validate(
     """
     _setup_logging(False)
     with _input_errors():
-        from personasim.config.schema import load_config
+        from personasim.config.loading import load_config
         from personasim.experiments.preflight import check_registered_names
         from personasim.experiments.stages.inputs import load_inputs
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta, Constant
 from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import (
+from personasim.config.sections import (
     DynamicsConfig,
     FatigueConfig,
     InfluenceConfig,

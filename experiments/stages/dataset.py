@@ -14,7 +14,8 @@ import numpy as np
 
 from personasim.audience.descriptions import describe_personas
 from personasim.audience.synthesis import synthesize_personas
-from personasim.config.schema import EventConfig, ExperimentConfig
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import EventConfig
 from personasim.core.errors import ConfigError
 from personasim.core.types import PERSONA_ID, RECIPIENT_ID
 from personasim.data.datasets import DATASETS, DatasetTables

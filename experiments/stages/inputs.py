@@ -13,7 +13,8 @@ from personasim.audience.profiles import PersonaProfiles
 from personasim.audience.synthesis import synthesize_personas
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
-from personasim.config.schema import EventConfig, ExperimentConfig
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import EventConfig
 from personasim.core.errors import ConfigError, DataError
 from personasim.core.types import PERSONA_ID, RECIPIENT_ID
 from personasim.data.ab_results import load_ab_counts, load_ab_results

@@ -21,7 +21,7 @@ from personasim.audience.profiles import PersonaProfiles, is_numeric, squared_di
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta, Gamma
 from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import SynthesisConfig
+from personasim.config.sections import SynthesisConfig
 from personasim.core.registry import Registry
 from personasim.core.types import CAMPAIGN_ID, OUTCOME, RECIPIENT_ID
 

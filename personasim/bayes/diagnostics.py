@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from personasim.bayes.model import DIAGNOSED_VARS
-from personasim.config.schema import InferenceConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.types import Diagnostics
 
 logger = logging.getLogger(__name__)

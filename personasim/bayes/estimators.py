@@ -53,7 +53,7 @@ from personasim.bayes.sampling import (
     sample_advi,
     sample_nuts,
 )
-from personasim.config.schema import InferenceConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.numeric import sigmoid
 from personasim.core.registry import Registry
 from personasim.core.types import ABCounts, Diagnostics, Posterior

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from personasim.config.schema import PrivacyConfig
+from personasim.config.sections import PrivacyConfig
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import numpy as np
 from personasim.bayes.cells import ModelInputs, grid_inputs
 from personasim.bayes.covariates import CovariateSpec
 from personasim.bayes.sampling import CompiledModelCache
-from personasim.config.schema import InferenceConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.types import ABCounts, Posterior
 
 __all__ = [

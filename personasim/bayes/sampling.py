@@ -20,7 +20,7 @@ import numpy as np
 
 from personasim.bayes.cells import ModelInputs
 from personasim.bayes.model import build_model, model_data
-from personasim.config.schema import InferenceConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.log_filters import below_error, filtered_logger
 
 logger = logging.getLogger(__name__)

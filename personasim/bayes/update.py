@@ -40,7 +40,7 @@ from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
-from personasim.config.schema import InferenceConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.log_filters import filtered_logger, warnings_to_info
 from personasim.core.types import (
     CAMPAIGN_ID,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from personasim.config.schema import NetworkConfig
+from personasim.config.sections import NetworkConfig
 from personasim.core.errors import DataError
 from personasim.core.registry import Registry
 

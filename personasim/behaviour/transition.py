@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
-from personasim.config.schema import EventConfig
+from personasim.config.sections import EventConfig
 
 
 def update_fatigue(

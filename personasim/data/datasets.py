@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.config.campaign import Campaign
-from personasim.config.schema import DatasetConfig
+from personasim.config.sections import DatasetConfig
 from personasim.core.errors import DataError
 from personasim.core.registry import Registry
 

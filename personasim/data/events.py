@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from personasim.config.schema import EventConfig
+from personasim.config.sections import EventConfig
 from personasim.core.errors import DataError
 from personasim.core.suggest import did_you_mean
 from personasim.data.tables import (

@@ -23,7 +23,7 @@ from personasim.agents.model import ENGINES
 from personasim.bayes.calibration import calibrate_personas
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
-from personasim.config.schema import DynamicsConfig, EventConfig
+from personasim.config.sections import DynamicsConfig, EventConfig
 from personasim.core.types import CAMPAIGN_ID, OUTCOME, PERSONA_ID, Posterior
 from personasim.ranking.prioritization import draw_subset
 

@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from personasim.config.schema import PolicyConfig
+from personasim.config.sections import PolicyConfig
 from personasim.core.interrupts import StopFlag
 from personasim.core.run_layout import CHECKPOINTS
 from personasim.policies.baselines import Policy, SB3Policy

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from personasim.config.schema import PolicyConfig
+from personasim.config.sections import PolicyConfig
 from personasim.core.interrupts import StopFlag
 from personasim.core.registry import Registry
 from personasim.envs.campaign_env import MAX_FLAT_ACTIONS, FlatActionWrapper

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.config.campaign import Campaign
-from personasim.config.schema import PrioritizationConfig
+from personasim.config.sections import PrioritizationConfig
 from personasim.core.types import (
     CAMPAIGN_ID,
     CONSENT,

@@ -20,7 +20,9 @@ from personasim.agents.capacity import (
 )
 from personasim.behaviour.network import build_adjacency
 from personasim.cli import app
-from personasim.config.schema import ExperimentConfig, NetworkConfig, load_config
+from personasim.config.loading import load_config
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import NetworkConfig
 from personasim.core.errors import ConfigError, DataError
 from personasim.experiments.preflight import preflight
 

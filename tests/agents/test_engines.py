@@ -22,7 +22,7 @@ from personasim.behaviour.transition import EventCalendar, InfluenceOperator
 from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.distributions import Beta, Constant, Gamma, Normal
 from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import DynamicsConfig, EventConfig, NetworkConfig, SimulationConfig
+from personasim.config.sections import DynamicsConfig, EventConfig, NetworkConfig, SimulationConfig
 from personasim.envs import CampaignEnv
 
 ALPHA = 1e-3

@@ -11,7 +11,7 @@ from personasim.agents.abtest import simulate_ab_test
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta, Constant
 from personasim.config.persona import Persona, PersonaTraits, cohort_sizes
-from personasim.config.schema import DynamicsConfig, EventConfig
+from personasim.config.sections import DynamicsConfig, EventConfig
 from personasim.core.numeric import logit32 as logit
 from personasim.core.numeric import sigmoid32 as sigmoid
 

@@ -13,7 +13,7 @@ from personasim.audience.profiles import PersonaProfiles
 from personasim.audience.synthesis import SYNTHESIZERS, synthesize_personas
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta, Gamma
-from personasim.config.schema import SynthesisConfig
+from personasim.config.sections import SynthesisConfig
 from personasim.core.errors import DataError
 
 CENTERS = np.array([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0]])

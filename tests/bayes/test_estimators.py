@@ -27,7 +27,8 @@ from personasim.bayes.estimators import (
 )
 from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior, posterior_table, save_posterior
-from personasim.config.schema import InferenceConfig, load_config
+from personasim.config.loading import load_config
+from personasim.config.sections import InferenceConfig
 from personasim.core.errors import ConfigError, DataError
 from personasim.core.numeric import sigmoid
 from personasim.core.types import ABCounts, Diagnostics, Posterior

@@ -12,7 +12,7 @@ from personasim.bayes.covariates import covariate_inputs, persona_average, selec
 from personasim.bayes.estimators import fit_model
 from personasim.bayes.model import centering
 from personasim.bayes.priors import PriorGrid
-from personasim.config.schema import InferenceConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.errors import DataError
 from personasim.core.types import ABCounts
 

@@ -16,7 +16,7 @@ from personasim.bayes.privacy import (
     privacy_report,
     privatize,
 )
-from personasim.config.schema import PrivacyConfig
+from personasim.config.sections import PrivacyConfig
 
 
 def _leak(sigma: float, epsilon: float, sensitivity: float = L2_SENSITIVITY) -> float:

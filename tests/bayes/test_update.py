@@ -19,7 +19,8 @@ from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior
 from personasim.bayes.update import build_prior, infer_stage, run_waves
 from personasim.cli import app
-from personasim.config.schema import ExperimentConfig, InferenceConfig
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import InferenceConfig
 from personasim.core.errors import DataError
 from personasim.core.registry import UnknownNameError
 from personasim.core.types import ABCounts, ABResults, Diagnostics, Posterior

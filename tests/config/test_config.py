@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_CONFIG, write_yaml
 
-from personasim.config.schema import load_config
+from personasim.config.loading import load_config
 from personasim.core.errors import ConfigError
 
 

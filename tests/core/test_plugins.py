@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from personasim.behaviour.response import RESPONSE_MODELS
 from personasim.cli import app
-from personasim.config.schema import load_config
+from personasim.config.loading import load_config
 from personasim.core.errors import ConfigError
 from personasim.core.plugins import GROUP, load_plugins, plugins_loaded, reset_plugins
 from personasim.experiments.preflight import check_registered_names, registered_names

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from hillstrom_helpers import shared_hillstrom, synthetic_hillstrom, write_hillstrom
 
-from personasim.config.schema import load_config
+from personasim.config.loading import load_config
 from personasim.core.errors import ConfigError, DataError
 from personasim.data.datasets import split_customers
 from personasim.data.hillstrom import (

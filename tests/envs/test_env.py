@@ -14,12 +14,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta, Constant
 from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import (
-    DynamicsConfig,
-    ExperimentConfig,
-    InfluenceConfig,
-    SimulationConfig,
-)
+from personasim.config.schema import ExperimentConfig
+from personasim.config.sections import DynamicsConfig, InfluenceConfig, SimulationConfig
 from personasim.envs import ENV_ID, FATIGUE_OBS_MAX, CampaignEnv, FlatActionWrapper
 from personasim.envs.wrappers import SeasonEndWrapper
 

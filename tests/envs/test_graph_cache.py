@@ -10,7 +10,7 @@ from personasim.behaviour.network import GRAPH_CACHE_SIZE, GraphCache, build_adj
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta
 from personasim.config.persona import Persona, PersonaTraits
-from personasim.config.schema import DynamicsConfig, NetworkConfig, SimulationConfig
+from personasim.config.sections import DynamicsConfig, NetworkConfig, SimulationConfig
 from personasim.envs import CampaignEnv
 
 WATTS = NetworkConfig(generator="watts_strogatz", params={"k": 4, "p": 0.1})

@@ -13,7 +13,8 @@ import yaml
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from personasim.config.schema import ExperimentConfig, load_config
+from personasim.config.loading import load_config
+from personasim.config.schema import ExperimentConfig
 from personasim.core.errors import ConfigError, DataError
 from personasim.core.run_layout import CAMPAIGNS, CONFIG, PERSONAS_POSTERIOR
 from personasim.envs import ENV_ID, CampaignEnv, GraphCache, make_campaign_env

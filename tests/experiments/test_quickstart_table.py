@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from personasim.config.schema import load_config
+from personasim.config.loading import load_config
 from personasim.core.interrupts import StopFlag
 from personasim.core.run_layout import PRIORITIZATION_CSV, PRIORITIZATION_STEM
 from personasim.experiments.stage import RunContext

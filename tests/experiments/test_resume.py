@@ -20,7 +20,7 @@ import torch
 import yaml
 from small_envs import tiny_env_factory
 
-from personasim.config.schema import PolicyConfig
+from personasim.config.sections import PolicyConfig
 from personasim.core.interrupts import GracefulInterrupt, RunInterrupted, StopFlag
 from personasim.core.run_layout import CHECKPOINTS
 from personasim.experiments.resume import (
@@ -102,7 +102,7 @@ def test_first_signal_requests_a_stop_and_second_aborts() -> None:
 
 
 def test_session_reuses_finished_stages(tmp_path: Path, tiny_config_path: Path) -> None:
-    from personasim.config.schema import load_config
+    from personasim.config.loading import load_config
 
     config = load_config(tiny_config_path)
     calls: list[str] = []
@@ -166,7 +166,7 @@ TINY_RESUME_POLICY = {"total_timesteps": 512, "n_envs": 2, "training_seeds": 2,
 def test_interrupted_run_resumes_without_redoing_anything(
     tmp_path: Path, tiny_config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from personasim.config.schema import load_config
+    from personasim.config.loading import load_config
     from personasim.experiments import runner
     from personasim.experiments.stages import inference
 

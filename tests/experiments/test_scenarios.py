@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from personasim.config.schema import ExperimentConfig, load_config
+from personasim.config.loading import load_config
+from personasim.config.schema import ExperimentConfig
 from personasim.envs import CampaignEnv
 from personasim.experiments.stages.inputs import load_inputs
 from personasim.policies.baselines import expected_rewards, make_policy

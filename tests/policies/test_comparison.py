@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 from small_envs import make_env, tiny_env_factory
 
-from personasim.config.schema import PolicyConfig
+from personasim.config.sections import PolicyConfig
 from personasim.core.types import NO_SEND_ID
 from personasim.policies.baselines import FixedPolicy, make_policy
 from personasim.policies.calendar import calendar_grid, campaign_calendar

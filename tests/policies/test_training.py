@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from small_envs import tiny_env_factory
 
-from personasim.config.schema import PolicyConfig
+from personasim.config.sections import PolicyConfig
 from personasim.policies.baselines import PolicyContext, SB3Policy, make_policy
 from personasim.policies.training import (
     ALGORITHMS,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from personasim.config.campaign import Campaign
-from personasim.config.schema import PrioritizationConfig
+from personasim.config.sections import PrioritizationConfig
 from personasim.core.types import Audience, Diagnostics, Posterior
 from personasim.ranking.prioritization import (
     PRIORITY_COLUMNS,
