@@ -57,7 +57,8 @@ from personasim.bayes.sampling import CompiledModelCache  # noqa: E402
 from personasim.bayes.update import infer_stage  # noqa: E402
 from personasim.config.distributions import Beta, Constant  # noqa: E402
 from personasim.config.persona import Persona, PersonaTraits  # noqa: E402
-from personasim.config.schema import InferenceConfig, PrioritizationConfig  # noqa: E402
+from personasim.config.schema import PrioritizationConfig  # noqa: E402
+from personasim.config.sections import InferenceConfig
 from personasim.core.types import ABCounts, ABResults, Audience  # noqa: E402
 from personasim.ranking.prioritization import prioritize  # noqa: E402
 

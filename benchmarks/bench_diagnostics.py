@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from personasim.config.schema import load_config
+from personasim.config.loading import load_config
 from personasim.core.interrupts import StopFlag
 from personasim.experiments.stage import RunContext
 from personasim.experiments.stages import ab_test

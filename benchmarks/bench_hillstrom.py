@@ -33,7 +33,7 @@ CONFIG = ROOT / "configs" / "hillstrom.yaml"
 
 def run_once(seed: int, timesteps: int | None, out: Path) -> dict[str, Any]:
     """One run of the config; returns the manifest's held-out summary and timings."""
-    from personasim.config.schema import load_config
+    from personasim.config.loading import load_config
     from personasim.experiments.runner import run_experiment
 
     overrides = [f"seed={seed}"]

@@ -47,8 +47,8 @@ def _status(key: str) -> int:
 
 
 def _setup(n: int) -> tuple[Any, list[int]]:
+    from personasim.config.loading import load_config
     from personasim.config.persona import cohort_sizes
-    from personasim.config.schema import load_config
 
     config = load_config(CONFIG, ["simulation.horizon=30"])
     return config, cohort_sizes(list(config.personas), n)
@@ -148,7 +148,7 @@ def worker_env(n: int, env_steps: int, ppo_steps: int) -> dict[str, Any]:
     import gymnasium as gym
 
     from personasim.behaviour.network import GraphCache
-    from personasim.config.schema import load_config
+    from personasim.config.loading import load_config
     from personasim.envs import CampaignEnv
     from personasim.policies.training import train_policy
 

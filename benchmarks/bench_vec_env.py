@@ -27,7 +27,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from personasim.behaviour.network import GraphCache
-from personasim.config.schema import load_config
+from personasim.config.loading import load_config
 from personasim.envs import CampaignEnv
 from personasim.experiments.stages.inputs import load_inputs
 

@@ -20,7 +20,7 @@ from personasim.behaviour.population import sample_cohort
 from personasim.behaviour.transition import EventCalendar, InfluenceOperator
 from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.persona import Persona
-from personasim.config.schema import DynamicsConfig, EventConfig
+from personasim.config.sections import DynamicsConfig, EventConfig
 
 
 class ScalarRecipient(mesa.Agent):
