@@ -6,14 +6,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.agents.model import NO_SEND, CampaignModel
-from personasim.core.types import (
-    CAMPAIGN_ID,
-    OUTCOME,
-    PERSONA_ID,
-    RECIPIENT_ID,
-    ABCounts,
-    ABResults,
-)
+from personasim.core.types import CAMPAIGN_ID, OUTCOME, PERSONA_ID, RECIPIENT_ID, ABResults
 
 
 def simulate_ab_test(model: CampaignModel, sample_size: int) -> ABResults:
@@ -60,8 +53,7 @@ def simulate_ab_test(model: CampaignModel, sample_size: int) -> ABResults:
             "propensity": np.full(chosen.size, 1.0 / n_arms),
         }
     )
-    counts = ABCounts.from_table(table, model.persona_ids, model.campaigns.ids)
-    return ABResults(table=table, counts=counts, source="simulated")
+    return ABResults.from_table(table, model.persona_ids, model.campaigns.ids, "simulated")
 
 
 def ab_results_from_file(
@@ -86,5 +78,4 @@ def ab_results_from_file(
     """
     table = table.copy()
     table[PERSONA_ID] = table[RECIPIENT_ID].map(persona_of).astype(str)
-    counts = ABCounts.from_table(table, persona_ids, campaign_ids)
-    return ABResults(table=table, counts=counts, source=source)
+    return ABResults.from_table(table, persona_ids, campaign_ids, source)

@@ -10,8 +10,8 @@ import numpy as np
 from scipy import sparse
 
 from personasim.agents.persona_agent import PersonaAgent
-from personasim.behaviour.population import sample_cohort
-from personasim.behaviour.response import RESPONSE_MODELS
+from personasim.behaviour.population import CohortTraits, sample_cohort
+from personasim.behaviour.response import RESPONSE_MODELS, ResponseContext
 from personasim.behaviour.transition import EventCalendar, InfluenceOperator
 from personasim.config.campaign import Campaign, CampaignArrays
 from personasim.config.persona import Persona, cohort_sizes
@@ -140,6 +140,34 @@ class CampaignModel(mesa.Model):
             cohort = slice(int(offsets[j]), int(offsets[j + 1]))
             traits = sample_cohort(persona, sizes[j], self.campaigns, self.rng)
             self.cohorts.append(PersonaAgent(self, persona, j, cohort, traits))
+
+    def response_probability(
+        self,
+        traits: CohortTraits,
+        fatigue: np.ndarray,
+        persona_id: str,
+        assignment: int | np.ndarray,
+        week: int,
+        influence: np.ndarray | None,
+    ) -> np.ndarray:
+        """P(response) of recipients of one persona in ``week`` under ``assignment`` (no draws).
+
+        Asks the registered response model, with ``week``'s events for ``persona_id`` and
+        the model's dynamics. ``fatigue`` and ``influence`` (their neighbour-response share,
+        or ``None``) are those recipients' own, aligned with ``traits``.
+        """
+        shift, price, _ = self.calendar.effects(week, persona_id)
+        context = ResponseContext(
+            week=week,
+            logit_shift=shift,
+            price_multiplier=price,
+            fatigue_weight=self.fatigue_weight,
+            influence_weight=self.influence_weight,
+            influence=influence,
+        )
+        return self.response_model.probability(
+            traits, fatigue, self.campaigns, assignment, context
+        )
 
     def uniform(self, n: int) -> np.ndarray:
         """``n`` float32 uniform draws from the model's generator, in a reused buffer."""

@@ -8,7 +8,6 @@ import mesa
 import numpy as np
 
 from personasim.behaviour.population import CohortTraits
-from personasim.behaviour.response import ResponseContext
 from personasim.behaviour.transition import update_fatigue
 from personasim.config.persona import Persona
 
@@ -64,18 +63,9 @@ class PersonaAgent(mesa.Agent):
 
         ``influence`` is the population's neighbour-response share (or ``None``).
         """
-        model = self.model
-        shift, price, _ = model.calendar.effects(week, self.persona.id)
-        context = ResponseContext(
-            week=week,
-            logit_shift=shift,
-            price_multiplier=price,
-            fatigue_weight=model.fatigue_weight,
-            influence_weight=model.influence_weight,
-            influence=None if influence is None else influence[self.cohort],
-        )
-        return model.response_model.probability(
-            self.traits, self.fatigue, model.campaigns, assignment, context
+        cohort_influence = None if influence is None else influence[self.cohort]
+        return self.model.response_probability(
+            self.traits, self.fatigue, self.persona.id, assignment, week, cohort_influence
         )
 
     def respond(self) -> None:

@@ -21,7 +21,6 @@ import numpy as np
 
 from personasim.agents.model import ENGINES, CampaignModel
 from personasim.behaviour.population import CohortTraits, sample_cohort
-from personasim.behaviour.response import ResponseContext
 from personasim.behaviour.transition import update_fatigue
 from personasim.config.persona import Persona
 
@@ -74,18 +73,9 @@ class RecipientAgent(mesa.Agent):
 
     def response_probability(self, campaign: int, week: int, influence: float | None) -> float:
         """P(response) under ``campaign`` in ``week`` from the registered response model."""
-        model = self.model
-        shift, price, _ = model.calendar.effects(week, self.persona.id)
-        context = ResponseContext(
-            week=week,
-            logit_shift=shift,
-            price_multiplier=price,
-            fatigue_weight=model.fatigue_weight,
-            influence_weight=model.influence_weight,
-            influence=None if influence is None else np.array([influence], dtype=np.float32),
-        )
-        p = model.response_model.probability(
-            self.traits, self.fatigue, model.campaigns, campaign, context
+        own = None if influence is None else np.array([influence], dtype=np.float32)
+        p = self.model.response_probability(
+            self.traits, self.fatigue, self.persona.id, campaign, week, own
         )
         return float(p[0])
 

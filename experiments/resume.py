@@ -27,12 +27,11 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 from personasim.config.schema import ExperimentConfig
 from personasim.core.errors import ConfigError
-from personasim.core.interrupts import GracefulInterrupt, RunInterrupted, StopFlag
+from personasim.core.interrupts import ExitHandler, GracefulInterrupt, StopFlag, is_interruption
 from personasim.core.run_layout import CHECKPOINTS, RUN_STATE
 from personasim.experiments.run_dir import RunDirectory, StageTimer
 
@@ -116,13 +115,9 @@ class ResumableRunDirectory(RunDirectory):
             raise FileExistsError(f"{self.final} already exists (use --overwrite to replace it)")
         return self.partial
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None and issubclass(exc_type, RunInterrupted | KeyboardInterrupt):
+    def leave(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Keep an interrupted or failed resumed run; otherwise finish as a run folder does."""
+        if is_interruption(exc_type):
             target = interrupted_path(self.final)
             if self.partial.resolve() != target.resolve():
                 if target.exists():
@@ -137,10 +132,10 @@ class ResumableRunDirectory(RunDirectory):
             return None
         if exc_type is None:
             shutil.rmtree(self.partial / CHECKPOINTS.name, ignore_errors=True)
-        return super().__exit__(exc_type, exc, tb)
+        return super().leave(exc_type, exc)
 
 
-class RunSession:
+class RunSession(ExitHandler):
     """The resumable state of one run folder: saved stages, seconds and the stop flag.
 
     Entering the session routes SIGINT/SIGTERM to :attr:`stop` (see
@@ -196,14 +191,10 @@ class RunSession:
         self._write()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._interrupt.__exit__(exc_type, exc, tb)
-        if exc_type is not None and issubclass(exc_type, RunInterrupted | KeyboardInterrupt):
+    def leave(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Restore the signal handlers; after an interruption, save the stage seconds."""
+        self._interrupt.leave(exc_type, exc)
+        if is_interruption(exc_type):
             self.state["stage_seconds"] = self.stage_seconds(self.timer.seconds)
             self._write()
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from personasim.core.interrupts import ExitHandler
 
 PACKAGES = (
     "personasim", "mesa", "gymnasium", "stable-baselines3", "torch", "pymc", "nutpie",
@@ -22,7 +23,7 @@ PACKAGES = (
 )
 
 
-class RunDirectory:
+class RunDirectory(ExitHandler):
     """A run folder that only appears, complete, when the run succeeds.
 
     Parameters
@@ -46,12 +47,8 @@ class RunDirectory:
         self.partial.mkdir(parents=True)
         return self.partial
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def leave(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Move the finished folder into place, or delete it if the run failed."""
         if exc_type is not None:
             shutil.rmtree(self.partial, ignore_errors=True)
             return

@@ -77,11 +77,8 @@ class ModelInputs:
 
     def grid_counts(self) -> ABCounts:
         """The cells summed to the persona x campaign grid."""
-        exposures = np.zeros(self.shape, dtype=np.int64)
-        responses = np.zeros(self.shape, dtype=np.int64)
-        np.add.at(exposures, (self.persona, self.campaign), self.exposures)
-        np.add.at(responses, (self.persona, self.campaign), self.responses)
-        return ABCounts(self.persona_ids, self.campaign_ids, exposures, responses)
+        return ABCounts.from_cells(self.persona_ids, self.campaign_ids,
+                                   (self.persona, self.campaign), self.exposures, self.responses)
 
     def validate(self) -> None:
         """Raise ``ValueError`` on inconsistent shapes or impossible counts."""

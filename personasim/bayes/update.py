@@ -42,15 +42,7 @@ from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
 from personasim.config.sections import InferenceConfig
 from personasim.core.log_filters import filtered_logger, warnings_to_info
-from personasim.core.types import (
-    CAMPAIGN_ID,
-    OUTCOME,
-    PERSONA_ID,
-    RECIPIENT_ID,
-    ABCounts,
-    ABResults,
-    Posterior,
-)
+from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, ABResults, Posterior
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +133,6 @@ def _grid(prior: PriorGrid, counts: ABCounts, features: np.ndarray,
     return grid_inputs(counts, prior.mean, prior.scale, features, names)
 
 
-def _per_recipient(ab: ABResults) -> bool:
-    return {RECIPIENT_ID, PERSONA_ID, CAMPAIGN_ID, OUTCOME} <= set(ab.table.columns)
-
-
 def infer_stage(
     config: InferenceConfig,
     personas: list[Persona],
@@ -192,7 +180,7 @@ def infer_stage(
     private = config.privacy.mechanism != "none"
     use_covariates = (
         config.covariates is not None and uses_covariates(estimator)
-        and recipients is not None and _per_recipient(ab) and not private
+        and recipients is not None and ab.per_recipient and not private
     )
     if use_covariates:
         assert recipients is not None

@@ -14,7 +14,7 @@ registering it from a ``personasim.plugins`` entry point (see :mod:`personasim.c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -77,14 +77,16 @@ def _sent_mask(assignment: np.ndarray, control: int | None) -> np.ndarray:
     return sent
 
 
-@RESPONSE_MODELS.register("logistic")
-class LogisticResponse:
-    """P = organic + (1 - organic) * sigmoid(stimulus logit).
+class _LogitModel:
+    """P = organic + (1 - organic) * sigmoid(stimulus logit), for recipients sent a campaign.
 
-    The stimulus logit is the recipient's base logit for the campaign, plus price sensitivity
-    times the offer's discount (scaled by events), plus event shifts, minus fatigue, plus
-    susceptibility times the share of neighbours who responded last week.
+    The one implementation behind :class:`LogisticResponse` (:attr:`dynamic`: the full
+    stimulus logit) and :class:`StaticResponse` (the base logit only). Recipients sent
+    nothing (``-1`` or the control) keep their organic rate.
     """
+
+    #: Whether the stimulus has the price, event, fatigue and influence terms.
+    dynamic: ClassVar[bool]
 
     def probability(
         self,
@@ -99,36 +101,53 @@ class LogisticResponse:
             k = int(assignment)
             if k < 0 or k == campaigns.control_index:
                 return traits.organic.copy()
-            # in place on two float32 buffers: no other per-recipient temporaries
-            z = np.multiply(
-                traits.price_sensitivity,
-                np.float32(campaigns.discount[k] * context.price_multiplier[k]),
-            )
-            z += traits.base_logit[:, k]
-            z += np.float32(context.logit_shift[k])
-            work = np.empty_like(z)
-            if context.fatigue_weight:
-                z -= np.multiply(fatigue, np.float32(context.fatigue_weight), out=work)
-            if context.influence is not None and context.influence_weight:
-                np.multiply(traits.susceptibility, context.influence, out=work)
-                work *= np.float32(context.influence_weight)
-                z += work
-            return _mix(traits.organic, z, work)
-        assignment = np.asarray(assignment)
+            if self.dynamic:
+                return _whole_cohort(traits, fatigue, campaigns, k, context)
+        idx = np.broadcast_to(np.asarray(assignment), (traits.n,))
         p = traits.organic.copy()
-        sent = np.flatnonzero(_sent_mask(assignment, campaigns.control_index))
+        sent = np.flatnonzero(_sent_mask(idx, campaigns.control_index))
         if sent.size == 0:
             return p
-        k = assignment[sent]
-        z = traits.base_logit[sent, k] + (
-            campaigns.discount[k] * context.price_multiplier[k] * traits.price_sensitivity[sent]
-            + context.logit_shift[k]
-        )
-        z -= context.fatigue_weight * fatigue[sent]
-        if context.influence is not None:
-            z += context.influence_weight * traits.susceptibility[sent] * context.influence[sent]
+        k = idx[sent]
+        z = traits.base_logit[sent, k]
+        if self.dynamic:
+            z = z + (
+                campaigns.discount[k] * context.price_multiplier[k] * traits.price_sensitivity[sent]
+                + context.logit_shift[k]
+            )
+            z -= context.fatigue_weight * fatigue[sent]
+            if context.influence is not None:
+                z += (context.influence_weight * traits.susceptibility[sent]
+                      * context.influence[sent])
         p[sent] += (1 - p[sent]) * sigmoid32(z)
         return p
+
+
+def _whole_cohort(
+    traits: CohortTraits,
+    fatigue: np.ndarray,
+    campaigns: CampaignArrays,
+    k: int,
+    context: ResponseContext,
+) -> np.ndarray:
+    """The dynamic model's P(response) for a cohort all sent campaign ``k``.
+
+    Computed in place on two float32 buffers: no other per-recipient temporaries.
+    """
+    z = np.multiply(
+        traits.price_sensitivity,
+        np.float32(campaigns.discount[k] * context.price_multiplier[k]),
+    )
+    z += traits.base_logit[:, k]
+    z += np.float32(context.logit_shift[k])
+    work = np.empty_like(z)
+    if context.fatigue_weight:
+        z -= np.multiply(fatigue, np.float32(context.fatigue_weight), out=work)
+    if context.influence is not None and context.influence_weight:
+        np.multiply(traits.susceptibility, context.influence, out=work)
+        work *= np.float32(context.influence_weight)
+        z += work
+    return _mix(traits.organic, z, work)
 
 
 def _mix(organic: np.ndarray, z: np.ndarray, work: np.ndarray) -> np.ndarray:
@@ -143,24 +162,23 @@ def _mix(organic: np.ndarray, z: np.ndarray, work: np.ndarray) -> np.ndarray:
     return z
 
 
-@RESPONSE_MODELS.register("static")
-class StaticResponse:
-    """P = organic + (1 - organic) * sigmoid(base logit): no fatigue, events or influence.
+@RESPONSE_MODELS.register("logistic")
+class LogisticResponse(_LogitModel):
+    """P = organic + (1 - organic) * sigmoid(stimulus logit).
 
-    Useful as a control in experiments and as the simplest example of a plug-in.
+    The stimulus logit is the recipient's base logit for the campaign, plus price sensitivity
+    times the offer's discount (scaled by events), plus event shifts, minus fatigue, plus
+    susceptibility times the share of neighbours who responded last week.
     """
 
-    def probability(
-        self,
-        traits: CohortTraits,
-        fatigue: np.ndarray,
-        campaigns: CampaignArrays,
-        assignment: int | np.ndarray,
-        context: ResponseContext,
-    ) -> np.ndarray:
-        """Each recipient's response probability this week (float32)."""
-        idx = np.broadcast_to(np.asarray(assignment), (traits.n,))
-        p = traits.organic.copy()
-        sent = np.flatnonzero(_sent_mask(idx, campaigns.control_index))
-        p[sent] += (1 - p[sent]) * sigmoid32(traits.base_logit[sent, idx[sent]])
-        return p
+    dynamic = True
+
+
+@RESPONSE_MODELS.register("static")
+class StaticResponse(_LogitModel):
+    """P = organic + (1 - organic) * sigmoid(base logit): no fatigue, events or influence.
+
+    Useful as a control in experiments, and as a base for a plug-in that adjusts its output.
+    """
+
+    dynamic = False

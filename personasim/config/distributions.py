@@ -7,7 +7,7 @@ from the caller's generator (never the global ``np.random``).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,9 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: The ``numpy.random.Generator`` method that draws this distribution, then the fields it
+    #: takes, in order: ``sample`` calls ``rng.<method>(*fields, size=n)``.
+    _draw: ClassVar[tuple[str, ...]] = ()
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw ``n`` values as float32."""
-        raise NotImplementedError
+        method, *fields = self._draw
+        values = getattr(rng, method)(*(getattr(self, f) for f in fields), size=n)
+        return values.astype(np.float32)
 
     def mean(self) -> float:
         """Return the distribution's mean."""
@@ -29,12 +35,9 @@ class Beta(_Dist):
     """Beta(a, b) on [0, 1]: response propensities, fatigue rates, susceptibility."""
 
     dist: Literal["beta"] = "beta"
+    _draw = ("beta", "a", "b")
     a: float = Field(gt=0, description="First shape parameter (pseudo-successes).")
     b: float = Field(gt=0, description="Second shape parameter (pseudo-failures).")
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw ``n`` values as float32."""
-        return rng.beta(self.a, self.b, size=n).astype(np.float32)
 
     def mean(self) -> float:
         """Return the distribution's mean."""
@@ -54,12 +57,9 @@ class Gamma(_Dist):
     """Gamma(shape, scale) on [0, inf): price sensitivity."""
 
     dist: Literal["gamma"] = "gamma"
+    _draw = ("gamma", "shape", "scale")
     shape: float = Field(gt=0, description="Shape parameter k.")
     scale: float = Field(gt=0, description="Scale parameter theta.")
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw ``n`` values as float32."""
-        return rng.gamma(self.shape, self.scale, size=n).astype(np.float32)
 
     def mean(self) -> float:
         """Return the distribution's mean."""
@@ -70,12 +70,9 @@ class Normal(_Dist):
     """Normal(mean, sd): logit-scale offsets such as campaign affinity."""
 
     dist: Literal["normal"] = "normal"
+    _draw = ("normal", "mu", "sd")
     mu: float = Field(0.0, description="Mean.")
     sd: float = Field(ge=0, description="Standard deviation (0 gives a constant).")
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw ``n`` values as float32."""
-        return rng.normal(self.mu, self.sd, size=n).astype(np.float32)
 
     def mean(self) -> float:
         """Return the distribution's mean."""
@@ -86,12 +83,9 @@ class LogNormal(_Dist):
     """LogNormal(mu, sigma) of the underlying normal: positive, right-skewed traits."""
 
     dist: Literal["lognormal"] = "lognormal"
+    _draw = ("lognormal", "mu", "sigma")
     mu: float = Field(0.0, description="Mean of log(x).")
     sigma: float = Field(gt=0, description="Standard deviation of log(x).")
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw ``n`` values as float32."""
-        return rng.lognormal(self.mu, self.sigma, size=n).astype(np.float32)
 
     def mean(self) -> float:
         """Return the distribution's mean."""
@@ -102,6 +96,7 @@ class Uniform(_Dist):
     """Uniform(low, high)."""
 
     dist: Literal["uniform"] = "uniform"
+    _draw = ("uniform", "low", "high")
     low: float = Field(description="Lower bound.")
     high: float = Field(description="Upper bound.")
 
@@ -110,10 +105,6 @@ class Uniform(_Dist):
         if self.high < self.low:
             raise ValueError("high must be >= low")
         return self
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Draw ``n`` values as float32."""
-        return rng.uniform(self.low, self.high, size=n).astype(np.float32)
 
     def mean(self) -> float:
         """Return the distribution's mean."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from personasim.config.distributions import Beta, Distribution, Gamma
@@ -9,34 +12,36 @@ from personasim.config.distributions import Beta, Distribution, Gamma
 AttributeValue = str | float | int | bool
 
 
+def _trait(default: Callable[[], Any], description: str) -> Any:
+    """A trait field with a fresh default value per persona (``Field(default_factory=...)``)."""
+    return Field(default_factory=default, description=description)
+
+
 class PersonaTraits(BaseModel):
     """The distributions a persona's recipients draw their traits from."""
 
     model_config = ConfigDict(extra="forbid")
 
-    propensity: dict[str, Distribution] = Field(
-        default_factory=lambda: {"default": Beta(a=2, b=48)},
-        description="Base response probability per channel; key 'default' covers any channel.",
+    propensity: dict[str, Distribution] = _trait(
+        lambda: {"default": Beta(a=2, b=48)},
+        "Base response probability per channel; key 'default' covers any channel.",
     )
-    price_sensitivity: Distribution = Field(
-        default_factory=lambda: Gamma(shape=2, scale=0.5),
-        description="Logit gain per unit of offer discount; downturn events scale it.",
+    price_sensitivity: Distribution = _trait(
+        lambda: Gamma(shape=2, scale=0.5),
+        "Logit gain per unit of offer discount; downturn events scale it.",
     )
-    fatigue_rate: Distribution = Field(
-        default_factory=lambda: Beta(a=2, b=8),
-        description="Fatigue added by each exposure (decays between weeks).",
+    fatigue_rate: Distribution = _trait(
+        lambda: Beta(a=2, b=8), "Fatigue added by each exposure (decays between weeks)."
     )
-    susceptibility: Distribution = Field(
-        default_factory=lambda: Beta(a=2, b=8),
-        description="How strongly neighbours' responses sway this recipient.",
+    susceptibility: Distribution = _trait(
+        lambda: Beta(a=2, b=8), "How strongly neighbours' responses sway this recipient."
     )
-    organic: Distribution = Field(
-        default_factory=lambda: Beta(a=1, b=199),
-        description="Probability of responding with no campaign at all (the control rate).",
+    organic: Distribution = _trait(
+        lambda: Beta(a=1, b=199),
+        "Probability of responding with no campaign at all (the control rate).",
     )
-    affinity: dict[str, Distribution] = Field(
-        default_factory=dict,
-        description="Logit offset per campaign id: how much this persona likes that campaign.",
+    affinity: dict[str, Distribution] = _trait(
+        dict, "Logit offset per campaign id: how much this persona likes that campaign."
     )
 
     def propensity_for(self, channel: str) -> Distribution:

@@ -4,6 +4,8 @@ A long run installs :class:`GracefulInterrupt` for its duration. The first SIGIN
 SIGTERM only sets a flag; code that can stop cleanly (the training checkpoint callback, stage
 boundaries) polls :meth:`StopFlag.check` and raises :class:`RunInterrupted` after saving. A
 second signal raises ``KeyboardInterrupt`` at once, for a user who does not want to wait.
+Either one is an *interruption* (:func:`is_interruption`), which context managers such as the
+run folder treat differently from an error.
 """
 
 from __future__ import annotations
@@ -46,6 +48,33 @@ class RunInterrupted(Exception):
 _SIGNUMS = {int(s) for s in signal.Signals}
 
 
+def is_interruption(exc_type: type[BaseException] | None) -> bool:
+    """True when ``exc_type`` is a stop request: :class:`RunInterrupted` or ``KeyboardInterrupt``.
+
+    ``None`` (no exception) and any other exception class are not.
+    """
+    return exc_type is not None and issubclass(exc_type, RunInterrupted | KeyboardInterrupt)
+
+
+class ExitHandler:
+    """Base of context managers that act on how their block ended.
+
+    ``__exit__`` passes the exception class and instance (both ``None`` when the block
+    succeeded) to :meth:`leave`, and never suppresses the exception.
+    """
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.leave(exc_type, exc)
+
+    def leave(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Clean up after the block; ``exc_type`` is ``None`` when it succeeded."""
+
+
 class StopFlag:
     """A stop request that code can poll; set by a signal handler or by hand (tests)."""
 
@@ -68,7 +97,7 @@ class StopFlag:
             raise RunInterrupted(self.signum, where)
 
 
-class GracefulInterrupt:
+class GracefulInterrupt(ExitHandler):
     """Route SIGINT/SIGTERM to a :class:`StopFlag` while the context is active.
 
     Handlers can only be installed from the main thread; elsewhere the context does nothing
@@ -100,12 +129,8 @@ class GracefulInterrupt:
             logger.debug("not the main thread: stop signals keep their handlers")
         return self.flag
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def leave(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
+        """Restore the signal handlers in place before the context."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()

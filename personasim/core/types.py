@@ -57,6 +57,33 @@ class ABCounts:
     responses: np.ndarray
 
     @classmethod
+    def from_cells(
+        cls,
+        persona_ids: tuple[str, ...],
+        campaign_ids: tuple[str, ...],
+        cells: tuple[np.ndarray, np.ndarray],
+        exposures: np.ndarray | int,
+        responses: np.ndarray,
+    ) -> ABCounts:
+        """Sum counts given per entry into the persona x campaign grid.
+
+        Parameters
+        ----------
+        persona_ids, campaign_ids
+            Row and column labels of the grid.
+        cells
+            ``(rows, cols)``: each entry's persona and campaign index.
+        exposures, responses
+            Each entry's counts (``exposures`` may be one number for all).
+        """
+        shape = (len(persona_ids), len(campaign_ids))
+        exposure_grid = np.zeros(shape, dtype=np.int64)
+        response_grid = np.zeros(shape, dtype=np.int64)
+        np.add.at(exposure_grid, cells, exposures)
+        np.add.at(response_grid, cells, responses)
+        return cls(persona_ids, campaign_ids, exposure_grid, response_grid)
+
+    @classmethod
     def from_table(
         cls, table: pd.DataFrame, persona_ids: tuple[str, ...], campaign_ids: tuple[str, ...]
     ) -> ABCounts:
@@ -65,12 +92,8 @@ class ABCounts:
         c_index = {c: i for i, c in enumerate(campaign_ids)}
         rows = table[PERSONA_ID].map(p_index).to_numpy()
         cols = table[CAMPAIGN_ID].map(c_index).to_numpy()
-        shape = (len(persona_ids), len(campaign_ids))
-        exposures = np.zeros(shape, dtype=np.int64)
-        responses = np.zeros(shape, dtype=np.int64)
-        np.add.at(exposures, (rows, cols), 1)
-        np.add.at(responses, (rows, cols), table[OUTCOME].to_numpy().astype(np.int64))
-        return cls(persona_ids, campaign_ids, exposures, responses)
+        outcomes = table[OUTCOME].to_numpy().astype(np.int64)
+        return cls.from_cells(persona_ids, campaign_ids, (rows, cols), 1, outcomes)
 
     @property
     def rates(self) -> np.ndarray:
@@ -96,6 +119,23 @@ class ABResults:
     table: pd.DataFrame
     counts: ABCounts
     source: str
+
+    @classmethod
+    def from_table(
+        cls,
+        table: pd.DataFrame,
+        persona_ids: tuple[str, ...],
+        campaign_ids: tuple[str, ...],
+        source: str,
+    ) -> ABResults:
+        """Per-recipient rows with their counts (see :meth:`ABCounts.from_table`)."""
+        return cls(table=table, counts=ABCounts.from_table(table, persona_ids, campaign_ids),
+                   source=source)
+
+    @property
+    def per_recipient(self) -> bool:
+        """True when :attr:`table` holds per-recipient rows (not only aggregated counts)."""
+        return {RECIPIENT_ID, PERSONA_ID, CAMPAIGN_ID, OUTCOME} <= set(self.table.columns)
 
 
 @dataclass

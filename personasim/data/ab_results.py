@@ -1,9 +1,4 @@
-"""A/B results, per recipient or aggregated into counts per segment and campaign.
-
-Every problem becomes a one-line :class:`~personasim.core.errors.DataError` naming the file and
-the column or row at fault. Rows are numbered as a person counts data rows in the file: the
-first row under the header is ``row 1`` (the header itself is not counted).
-"""
+"""A/B results, per recipient or aggregated into counts per segment and campaign."""
 
 from __future__ import annotations
 
@@ -15,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from personasim.core.errors import DataError
-from personasim.core.suggest import did_you_mean
 from personasim.core.types import (
     CAMPAIGN_ID,
     OUTCOME,
@@ -31,6 +25,7 @@ from personasim.data.tables import (
     parse_numbers,
     read_table,
     require_columns,
+    require_known,
     row_name,
 )
 
@@ -73,25 +68,10 @@ def load_ab_results(
     df[CAMPAIGN_ID] = id_column(df, CAMPAIGN_ID, source, unique=False)
     df[OUTCOME] = parse_flags(df[OUTCOME], OUTCOMES, source, OUTCOME, "0/1 or true/false")
     df[OUTCOME] = df[OUTCOME].astype(np.int8)
-    unknown = (~df[CAMPAIGN_ID].isin(campaign_ids)).to_numpy()
-    if unknown.any():
-        i = int(np.flatnonzero(unknown)[0])
-        cid = df[CAMPAIGN_ID].iloc[i]
-        raise DataError(
-            source,
-            f"{row_name(i)}, {column_name(CAMPAIGN_ID)}",
-            f"unknown campaign {cid!r}{did_you_mean(cid, campaign_ids)}",
-        )
+    require_known(df, CAMPAIGN_ID, campaign_ids, source, "campaign")
     if recipient_ids is not None:
-        unknown = (~df[RECIPIENT_ID].isin(recipient_ids)).to_numpy()
-        if unknown.any():
-            i = int(np.flatnonzero(unknown)[0])
-            rid = df[RECIPIENT_ID].iloc[i]
-            raise DataError(
-                source,
-                f"{row_name(i)}, {column_name(RECIPIENT_ID)}",
-                f"unknown recipient {rid!r} (not in the recipients file)",
-            )
+        require_known(df, RECIPIENT_ID, recipient_ids, source, "recipient",
+                      hint=" (not in the recipients file)")
     if "value" in df.columns:
         df["value"] = parse_numbers(df["value"], source, "value", allow_missing=True).fillna(0.0)
     if "propensity" in df.columns:
@@ -139,12 +119,7 @@ def load_ab_counts(
     for column, known, what in ((SEGMENT, segment_ids, "segment (persona)"),
                                 (CAMPAIGN_ID, campaign_ids, "campaign")):
         df[column] = id_column(df, column, source, unique=False)
-        unknown = (~df[column].isin(set(known))).to_numpy()
-        if unknown.any():
-            i = int(np.flatnonzero(unknown)[0])
-            name = df[column].iloc[i]
-            raise DataError(source, f"{row_name(i)}, {column_name(column)}",
-                            f"unknown {what} {name!r}{did_you_mean(name, known)}")
+        require_known(df, column, known, source, what)
     for column in ("exposures", "responses"):
         numbers = parse_numbers(df[column], source, column)
         bad = ((numbers < 0) | (numbers != np.round(numbers))).to_numpy()
@@ -170,15 +145,12 @@ def load_ab_counts(
 def counts_to_ab(frame: pd.DataFrame, persona_ids: tuple[str, ...],
                  campaign_ids: tuple[str, ...], source: str) -> ABResults:
     """A/B results from :func:`load_ab_counts`' table (segments are persona ids)."""
-    shape = (len(persona_ids), len(campaign_ids))
     rows = frame[SEGMENT].map({p: j for j, p in enumerate(persona_ids)}).to_numpy(np.int64)
     cols = frame[CAMPAIGN_ID].map({c: k for k, c in enumerate(campaign_ids)}).to_numpy(np.int64)
-    exposures = np.zeros(shape, dtype=np.int64)
-    responses = np.zeros(shape, dtype=np.int64)
-    np.add.at(exposures, (rows, cols), frame["exposures"].to_numpy(np.int64))
-    np.add.at(responses, (rows, cols), frame["responses"].to_numpy(np.int64))
+    counts = ABCounts.from_cells(tuple(persona_ids), tuple(campaign_ids), (rows, cols),
+                                 frame["exposures"].to_numpy(np.int64),
+                                 frame["responses"].to_numpy(np.int64))
     table = frame.rename(columns={SEGMENT: PERSONA_ID})
-    counts = ABCounts(tuple(persona_ids), tuple(campaign_ids), exposures, responses)
     return ABResults(table=table, counts=counts, source=source)
 
 

@@ -1,9 +1,4 @@
-"""The campaigns file: campaign_id, value, cost, optional control, channel and features.
-
-Every problem becomes a one-line :class:`~personasim.core.errors.DataError` naming the file and
-the column or row at fault. Rows are numbered as a person counts data rows in the file: the
-first row under the header is ``row 1`` (the header itself is not counted).
-"""
+"""The campaigns file: campaign_id, value, cost, optional control, channel and features."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """Reading data-mode tables (CSV or Parquet) and parsing their columns.
 
-Every problem becomes a one-line :class:`~personasim.core.errors.DataError` naming the file and
-the column or row at fault. Rows are numbered as a person counts data rows in the file: the
-first row under the header is ``row 1`` (the header itself is not counted).
+The helpers here raise the one-line DataErrors of :mod:`personasim.data`; :func:`row_name`
+numbers rows as that convention says.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ def column_name(name: str) -> str:
 def quoted(value: Any) -> str:
     """Quote a cell's value as the user wrote it (no NumPy scalar reprs)."""
     return repr(str(value.item() if isinstance(value, np.generic) else value))
-
 
 
 def read_table(path: Path | str, str_columns: Collection[str] = ()) -> pd.DataFrame:
@@ -100,6 +98,28 @@ def require_columns(df: pd.DataFrame, columns: Collection[str], source: str) -> 
                 source, column_name(c),
                 f"required column is missing{did_you_mean(c, list(df.columns))}",
             )
+
+
+def require_known(
+    df: pd.DataFrame,
+    column: str,
+    known: Collection[str],
+    source: str,
+    what: str,
+    hint: str | None = None,
+) -> None:
+    """Fail with a one-line DataError at the first row whose ``column`` is not in ``known``.
+
+    The message reads ``unknown <what> '<id>'`` followed by ``hint``, or by a suggestion
+    from ``known`` when ``hint`` is ``None``.
+    """
+    unknown = (~df[column].isin(known)).to_numpy()
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        name = df[column].iloc[i]
+        after = did_you_mean(name, known) if hint is None else hint
+        raise DataError(source, f"{row_name(i)}, {column_name(column)}",
+                        f"unknown {what} {name!r}{after}")
 
 
 def id_column(df: pd.DataFrame, column: str, source: str, unique: bool) -> pd.Series:

@@ -3,7 +3,8 @@
 Figures are drawn on the Agg canvas directly (``matplotlib.figure.Figure`` with
 ``FigureCanvasAgg``), never through ``pyplot``, so plotting does not touch the global backend
 or figure registry of other matplotlib users; each figure is cleared after saving. Each
-function writes one PNG and returns its path.
+``plot_*`` function draws one table to ``path``, the PNG to write (its folder is created), and
+returns ``path``; a table that is empty or lacks a column the plot needs is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -71,20 +72,8 @@ def plot_response_heatmap(table: pd.DataFrame, path: Path, level: float | None =
     ----------
     table
         Columns ``persona_id, campaign_id, mean, p_low, p_high`` (rates in [0, 1]).
-    path
-        PNG to write.
     level
         Credible level of ``p_low``/``p_high``, shown in the title when given.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    ValueError
-        If a required column is missing or the table is empty.
     """
     _require(table, ["persona_id", "campaign_id", "mean", "p_low", "p_high"], "heatmap")
     personas = list(dict.fromkeys(table["persona_id"].astype(str)))
@@ -159,13 +148,6 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path) -> Path:
         Columns ``timesteps, mean_return``; optional ``ci_low, ci_high`` (band for one run)
         and ``seed``. With several seeds the across-seed mean is drawn with a 95% band
         (normal approximation) and each seed as a thin line.
-    path
-        PNG to write.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
     """
     _require(curve, ["timesteps", "mean_return"], "learning curve")
     seeds = curve["seed"].nunique() if "seed" in curve.columns else 1
@@ -205,13 +187,6 @@ def plot_policy_comparison(evaluation: pd.DataFrame, path: Path) -> Path:
     ----------
     evaluation
         Columns ``policy, mean_return, ci_low, ci_high``.
-    path
-        PNG to write.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
     """
     _require(evaluation, ["policy", "mean_return", "ci_low", "ci_high"], "policy comparison")
     table = evaluation.sort_values(["mean_return", "policy"], ascending=[True, True])
@@ -248,15 +223,8 @@ def plot_step_metrics(metrics: pd.DataFrame, path: Path, hue: str | None = None)
     metrics
         Column ``step`` and numeric metric columns (e.g. ``response_rate, mean_fatigue,
         spend``). Several rows per step (e.g. seeds) are averaged, with a 95% band.
-    path
-        PNG to write.
     hue
         Optional column whose values get one line each (default: ``policy`` if present).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
     """
     _require(metrics, ["step"], "step metrics")
     if hue is None and "policy" in metrics.columns:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ from personasim.core.registry import Registry
 logger = logging.getLogger(__name__)
 
 Exporter = Callable[[pd.DataFrame, Path], Path]
+"""``(df, path) -> written path``: write ``df`` to ``path`` (no suffix) + the format's suffix."""
 
 Reader = Callable[[Path], pd.DataFrame]
 
@@ -34,46 +36,24 @@ def _with_suffix(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
+def _write(path: Path, suffix: str, write: Callable[[Path], object]) -> Path:
+    """Call ``write(target)`` for ``target = <path><suffix>`` and return ``target``."""
+    target = _with_suffix(Path(path), suffix)
+    write(target)
+    return target
+
+
 @EXPORTERS.register("csv")
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``<path>.csv`` without the index, with Unix line endings.
-
-    Parameters
-    ----------
-    df
-        The table.
-    path
-        Destination without suffix.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-    """
-    target = _with_suffix(Path(path), ".csv")
-    df.to_csv(target, index=False, lineterminator="\n", encoding="utf-8")
-    return target
+    """Write ``<path>.csv`` without the index, with Unix line endings (an :data:`Exporter`)."""
+    return _write(path, ".csv", partial(df.to_csv, index=False, lineterminator="\n",
+                                        encoding="utf-8"))
 
 
 @EXPORTERS.register("parquet")
 def write_parquet(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``<path>.parquet`` with pyarrow, without the index.
-
-    Parameters
-    ----------
-    df
-        The table.
-    path
-        Destination without suffix.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-    """
-    target = _with_suffix(Path(path), ".parquet")
-    df.to_parquet(target, engine="pyarrow", index=False)
-    return target
+    """Write ``<path>.parquet`` with pyarrow, without the index (an :data:`Exporter`)."""
+    return _write(path, ".parquet", partial(df.to_parquet, engine="pyarrow", index=False))
 
 
 def export_table(
