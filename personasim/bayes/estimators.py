@@ -207,35 +207,14 @@ def fit_model(
     return fit_hierarchical(request)
 
 
-def fit_posterior(
-    counts: ABCounts,
-    config: InferenceConfig,
-    seed: int,
-    prior_mean: np.ndarray | None = None,
-    prior_scale: np.ndarray | float | None = None,
-    features: np.ndarray | None = None,
-    feature_names: tuple[str, ...] = (),
-    progress: bool = False,
-    cache: CompiledModelCache | None = None,
-) -> Posterior:
+def fit_posterior(counts: ABCounts, config: InferenceConfig, seed: int,
+                  **options: Any) -> Posterior:
     """Fit the hierarchical model to persona x campaign counts (no covariates).
 
-    Parameters
-    ----------
-    counts
-        Aggregated A/B counts; cells with no exposures get predictions from the hierarchy.
-    config, seed, progress, cache
-        As for :func:`fit_model`.
-    prior_mean
-        Optional ``(P, K)`` prior response probabilities (default: the pooled rate).
-    prior_scale
-        Prior standard deviation of each cell's logit (default 1).
-    features, feature_names
-        Optional ``(K, n_features)`` campaign features and their names.
+    ``options`` are those of :meth:`EstimationRequest.from_counts` (prior mean and scale,
+    campaign features, compiled-model cache, progress bar).
     """
-    return fit_hierarchical(EstimationRequest.from_counts(
-        counts, config, seed, prior_mean, prior_scale, features, feature_names, cache,
-        progress))
+    return fit_hierarchical(EstimationRequest.from_counts(counts, config, seed, **options))
 
 
 def _check_counts(counts: ABCounts) -> None:
