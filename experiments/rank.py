@@ -40,7 +40,7 @@ def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.
                  for c in yaml.safe_load(files.CAMPAIGNS.path(run_dir).read_text())]
     profiles = PersonaProfiles.from_dict(json.loads(files.PROFILES.path(run_dir).read_text()))
     posterior = load_posterior(run_dir)
-    recipients = load_recipients(recipients_path)
+    recipients = load_recipients(recipients_path, max_levels=None)
     audience = audience_from_recipients(
         recipients, posterior.persona_ids, profiles,
         config.prioritization.membership_temperature, str(recipients_path),

@@ -97,7 +97,8 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
 
         return load_dataset_inputs(config, source, seed, events)
 
-    recipients = load_recipients(data.recipients) if data.recipients else None
+    recipients = (load_recipients(data.recipients, data.max_levels) if data.recipients
+                  else None)
     ab_table = None
     if data.ab_results is not None:
         known = set(recipients[RECIPIENT_ID]) if recipients is not None else None

@@ -31,6 +31,10 @@ class DataConfig(StrictModel):
     ab_counts: Path | None = Field(
         None, description="Aggregated A/B counts: segment, campaign_id, exposures, responses."
     )
+    max_levels: int = Field(
+        50, ge=2, description="An attribute column with more distinct strings than this is "
+        "refused (it is likely an id, not a category).",
+    )
 
 
 class DatasetConfig(StrictModel):

@@ -17,6 +17,7 @@ from personasim.data.tables import (
     column_name,
     id_column,
     parse_bool,
+    quoted,
     read_table,
     require_columns,
     row_name,
@@ -25,10 +26,16 @@ from personasim.data.tables import (
 logger = logging.getLogger(__name__)
 
 
-def load_recipients(path: Path | str) -> pd.DataFrame:
+MAX_LEVELS = 50
+"""Default most distinct strings an attribute column may hold (``data.max_levels``)."""
+
+
+def load_recipients(path: Path | str, max_levels: int | None = MAX_LEVELS) -> pd.DataFrame:
     """Load a recipients file: ``recipient_id`` + attribute columns (+ optional ``consent``).
 
-    Rows in error messages are 1-based data rows, header excluded.
+    Rows in error messages are 1-based data rows, header excluded. ``max_levels=None``
+    skips the checks that need a whole audience (constant columns, too many levels), for
+    files scored with a finished run, which may hold a single recipient.
 
     Returns
     -------
@@ -40,7 +47,8 @@ def load_recipients(path: Path | str) -> pd.DataFrame:
     ------
     DataError
         Missing ``recipient_id`` column, blank or duplicate ids, an unparseable consent
-        value, or a missing attribute value.
+        value, a missing attribute value, or an attribute that cannot describe recipients
+        (see :func:`check_attribute`).
     """
     source = str(path)
     df = read_table(Path(path), str_columns=(RECIPIENT_ID,))
@@ -56,7 +64,40 @@ def load_recipients(path: Path | str) -> pd.DataFrame:
         if missing.any():
             i, j = (int(v) for v in np.argwhere(missing)[0])
             raise DataError(source, f"{row_name(i)}, {column_name(attributes[j])}", "missing value")
+        for column in attributes:
+            check_attribute(df[column], source, column, max_levels)
     logger.info("loaded %d recipients with %d attributes from %s", len(df), len(attributes), path)
     return df[[RECIPIENT_ID, CONSENT, *attributes]]
 
 
+
+
+def check_attribute(values: pd.Series, source: str, column: str,
+                    max_levels: int | None) -> None:
+    """Refuse an attribute column that cannot describe recipients.
+
+    Raises
+    ------
+    DataError
+        The column holds numbers stored as text with stray values (``"-"``, ``"?"``), naming
+        the first stray row; or (unless ``max_levels`` is ``None``) it is constant, or holds
+        more than ``max_levels`` distinct strings (likely an id).
+    """
+    distinct = values.nunique(dropna=False)
+    if max_levels is not None and distinct <= 1:
+        raise DataError(source, column_name(column), f"the column is constant (every row is "
+                        f"{quoted(values.iloc[0])}): it cannot tell recipients apart; drop it")
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    text = values.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    parsed = numbers.notna().to_numpy()
+    if parsed.mean() >= 0.5:
+        i = int(np.flatnonzero(~parsed)[0])
+        raise DataError(source, f"{row_name(i)}, {column_name(column)}",
+                        f"expected a number like the column's other rows, got "
+                        f"{quoted(values.iloc[i])}")
+    if max_levels is not None and distinct > max_levels:
+        raise DataError(source, column_name(column),
+                        f"{distinct:,} distinct values, more than data.max_levels={max_levels}: "
+                        "an id is not an attribute; drop the column or raise data.max_levels")

@@ -24,10 +24,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def raises(func: Callable[..., object], *args: object) -> DataError:
-    """Call ``func(*args)`` expecting a DataError, and return it."""
+def raises(func: Callable[..., object], *args: object, **kwargs: object) -> DataError:
+    """Call ``func(*args, **kwargs)`` expecting a DataError, and return it."""
     with pytest.raises(DataError) as info:
-        func(*args)
+        func(*args, **kwargs)
     return info.value
 
 
@@ -120,6 +120,36 @@ def test_recipients_missing_attribute_names_column_and_row(tmp_path: Path) -> No
     err = raises(load_recipients, path)
     assert "row 3" in str(err)
     assert "'age'" in str(err)
+
+
+def test_recipients_constant_attribute_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "recipient_id,country,age\na,fr,30\nb,fr,41\nc,fr,52\n")
+    err = raises(load_recipients, path)
+    assert err.location == "column 'country'"
+    assert "constant" in err.message and "'fr'" in err.message
+
+
+def test_recipients_number_stored_as_text_names_the_stray_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "recipient_id,tenure\na,12\nb,-\nc,30\nd,7\n")
+    err = raises(load_recipients, path)
+    assert err.location == "row 2, column 'tenure'"
+    assert "'-'" in err.message
+
+
+def test_recipients_id_like_text_column_is_refused(tmp_path: Path) -> None:
+    rows = "".join(f"r{i},code{i},{i % 2}\n" for i in range(12))
+    path = write(tmp_path, "r.csv", "recipient_id,voucher,vip\n" + rows)
+    err = raises(load_recipients, path, max_levels=10)
+    assert err.location == "column 'voucher'"
+    assert "12 distinct values" in err.message and "data.max_levels=10" in err.message
+    assert load_recipients(path, max_levels=12)["voucher"].nunique() == 12
+
+
+def test_recipients_scored_one_at_a_time_skip_audience_checks(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "recipient_id,region,tenure\na,north,12\n")
+    assert load_recipients(path, max_levels=None)["region"].tolist() == ["north"]
+    stray = write(tmp_path, "s.csv", "recipient_id,tenure\na,12\nb,n/a?\nc,4\n")
+    assert raises(load_recipients, stray, max_levels=None).location == "row 2, column 'tenure'"
 
 
 def test_recipients_parquet_round_trip(tmp_path: Path) -> None:
