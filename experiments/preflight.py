@@ -50,7 +50,8 @@ def registered_names(config: ExperimentConfig) -> list[tuple[str, str, Registry[
     if network.file is None:
         names.append(("dynamics.influence.network.generator", network.generator,
                       GRAPH_GENERATORS))
-    names.append(("inference.estimator", config.inference.estimator, ESTIMATORS))
+    if config.inference.estimator != "auto":  # auto resolves to a registered name
+        names.append(("inference.estimator", config.inference.estimator, ESTIMATORS))
     names.append(("policy.algorithm", policy.algorithm, ALGORITHMS))
     names += [(f"policy.baselines.{i}", name, POLICIES) for i, name in enumerate(policy.baselines)]
     names += [(f"policy.compare_algorithms.{name}", name, ALGORITHMS)

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from personasim.bayes.cells import ModelInputs
+from personasim.bayes.design import Design
 from personasim.bayes.priors import PriorGrid
 from personasim.core.errors import DataError
 from personasim.core.types import CAMPAIGN_ID, CONSENT, OUTCOME, PERSONA_ID, RECIPIENT_ID, Posterior
@@ -77,6 +78,11 @@ class CovariateSpec:
             return np.zeros((len(frame), 0))
         return np.column_stack(columns)
 
+    @property
+    def n_columns(self) -> int:
+        """Columns of :meth:`transform`'s result: one per covariate."""
+        return len(self.names)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable form."""
         return {"names": list(self.names), "means": list(self.means), "stds": list(self.stds)}
@@ -107,7 +113,7 @@ class CovariatePosterior(Posterior):
 
     eta: np.ndarray
     gamma: np.ndarray
-    spec: CovariateSpec
+    spec: CovariateSpec | Design
 
 
 def candidate_columns(frame: pd.DataFrame) -> list[str]:

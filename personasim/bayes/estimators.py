@@ -43,6 +43,7 @@ from personasim.bayes.request import (
     EstimationRequest,
     PosteriorEstimator,
     fits_covariates,
+    fits_recipients,
 )
 from personasim.bayes.sampling import (
     ADVI_TOLERANCE,
@@ -276,6 +277,23 @@ def beta_binomial_posterior(
         seconds=time.perf_counter() - start,
     )
     return Posterior(tuple(counts.persona_ids), tuple(counts.campaign_ids), draws, diagnostics)
+
+
+@ESTIMATORS.register("recipient")
+@fits_recipients
+def fit_recipient(request: EstimationRequest) -> Posterior:
+    """The recipient-level model (:mod:`personasim.bayes.recipient_glm`).
+
+    Without per-recipient A/B rows and attributes there is nothing recipient-level to fit,
+    and the hierarchical model fits the persona x campaign grid instead.
+    """
+    if request.ab is None or request.recipients is None:
+        logger.info("no per-recipient A/B results with attributes: fitting the hierarchical "
+                    "persona x campaign model instead of the recipient model")
+        return fit_hierarchical(replace(request, covariates=None))
+    from personasim.bayes.recipient_glm import recipient_posterior
+
+    return recipient_posterior(request)
 
 
 @ESTIMATORS.register("beta_binomial")

@@ -15,19 +15,22 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from personasim.bayes.cells import ModelInputs, grid_inputs
 from personasim.bayes.covariates import CovariateSpec
 from personasim.bayes.sampling import CompiledModelCache
 from personasim.config.sections import InferenceConfig
-from personasim.core.types import ABCounts, Posterior
+from personasim.core.types import ABCounts, ABResults, Posterior
 
 __all__ = [
     "CovariateInfo",
     "EstimationRequest",
     "PosteriorEstimator",
     "fits_covariates",
+    "fits_recipients",
     "uses_covariates",
+    "uses_recipients",
 ]
 
 
@@ -79,6 +82,11 @@ class EstimationRequest:
         ``None`` compiles afresh and keeps nothing.
     progress
         Show the sampler's progress bar.
+    ab, recipients
+        The per-recipient A/B rows and the recipients' attributes; only estimators marked
+        with :func:`fits_recipients` get them (and only when the data have them).
+    control
+        Index of the control campaign in ``inputs.campaign_ids``, or ``None``.
     """
 
     inputs: ModelInputs
@@ -88,6 +96,9 @@ class EstimationRequest:
     covariates: CovariateInfo | None = None
     cache: CompiledModelCache | None = None
     progress: bool = False
+    ab: ABResults | None = None
+    recipients: pd.DataFrame | None = None
+    control: int | None = None
 
     @property
     def counts(self) -> ABCounts:
@@ -161,3 +172,18 @@ def fits_covariates(estimator: E) -> E:
 def uses_covariates(estimator: object) -> bool:
     """True when ``estimator`` was marked with :func:`fits_covariates`."""
     return bool(getattr(estimator, "uses_covariates", False))
+
+
+def fits_recipients(estimator: E) -> E:
+    """Mark ``estimator`` as a recipient-level model (decorator).
+
+    It then gets the per-recipient A/B rows and the recipients' attributes in its request,
+    when the run has them; ``inference.estimator: auto`` picks it for such data.
+    """
+    estimator.uses_recipients = True  # type: ignore[attr-defined]
+    return estimator
+
+
+def uses_recipients(estimator: object) -> bool:
+    """True when ``estimator`` was marked with :func:`fits_recipients`."""
+    return bool(getattr(estimator, "uses_recipients", False))

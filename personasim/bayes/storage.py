@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.bayes.covariates import CovariatePosterior, CovariateSpec
+from personasim.bayes.design import Design
 from personasim.core.errors import DataError
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, Diagnostics, Posterior
 
@@ -86,9 +87,7 @@ def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) ->
         extra = {
             "eta": posterior.eta.astype(np.float32),
             "gamma": posterior.gamma.astype(np.float32),
-            "covariate_names": np.asarray(posterior.spec.names, dtype=str),
-            "covariate_means": np.asarray(posterior.spec.means, dtype=np.float64),
-            "covariate_stds": np.asarray(posterior.spec.stds, dtype=np.float64),
+            **_spec_arrays(posterior.spec),
         }
     np.savez_compressed(
         directory / POSTERIOR_FILE,
@@ -130,11 +129,7 @@ def load_posterior(directory: Path) -> Posterior:
             campaign_ids = tuple(str(x) for x in data["campaign_ids"])
             covariates = None
             if "eta" in data.files:
-                spec = CovariateSpec(
-                    tuple(str(x) for x in data["covariate_names"]),
-                    tuple(float(x) for x in data["covariate_means"]),
-                    tuple(float(x) for x in data["covariate_stds"]),
-                )
+                spec = _read_spec(data)
                 covariates = (data["eta"].astype(np.float32), data["gamma"].astype(np.float32),
                               spec)
         record = json.loads(diag_path.read_text(encoding="utf-8"))
@@ -153,7 +148,7 @@ def load_posterior(directory: Path) -> Posterior:
     if covariates is not None:
         eta, gamma, spec = covariates
         if eta.shape != draws.shape or gamma.shape != (draws.shape[0], draws.shape[2],
-                                                       len(spec.names)):
+                                                       spec.n_columns):
             raise DataError(str(npz_path), "eta", "covariate draws do not match the draws")
         return CovariatePosterior(persona_ids, campaign_ids, draws, diagnostics, eta, gamma,
                                   spec)
@@ -166,3 +161,25 @@ def _finite_or_none(value: Any) -> Any:
 
 def _float_or_nan(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+def _spec_arrays(spec: CovariateSpec | Design) -> dict[str, np.ndarray]:
+    """How a posterior's covariates are read, as npz arrays (text, no pickles)."""
+    if isinstance(spec, Design):
+        return {"design": np.asarray(json.dumps(spec.to_dict(), sort_keys=True))}
+    return {
+        "covariate_names": np.asarray(spec.names, dtype=str),
+        "covariate_means": np.asarray(spec.means, dtype=np.float64),
+        "covariate_stds": np.asarray(spec.stds, dtype=np.float64),
+    }
+
+
+def _read_spec(data: Any) -> CovariateSpec | Design:
+    """Inverse of :func:`_spec_arrays`."""
+    if "design" in data.files:
+        return Design.from_dict(json.loads(str(data["design"])))
+    return CovariateSpec(
+        tuple(str(x) for x in data["covariate_names"]),
+        tuple(float(x) for x in data["covariate_means"]),
+        tuple(float(x) for x in data["covariate_stds"]),
+    )

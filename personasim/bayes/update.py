@@ -31,11 +31,22 @@ import numpy as np
 import pandas as pd
 
 from personasim.bayes.cells import ModelInputs, grid_inputs
-from personasim.bayes.covariates import CovariateSpec, covariate_inputs, select_covariates
+from personasim.bayes.covariates import (
+    CovariatePosterior,
+    CovariateSpec,
+    covariate_inputs,
+    select_covariates,
+)
+from personasim.bayes.design import Design
 from personasim.bayes.estimators import ESTIMATORS
 from personasim.bayes.priors import PriorGrid, campaign_features, posterior_prior, trait_prior
 from personasim.bayes.privacy import PrivacyReport, privacy_report, privatize
-from personasim.bayes.request import CovariateInfo, EstimationRequest, uses_covariates
+from personasim.bayes.request import (
+    CovariateInfo,
+    EstimationRequest,
+    uses_covariates,
+    uses_recipients,
+)
 from personasim.bayes.sampling import CompiledModelCache
 from personasim.bayes.storage import load_posterior
 from personasim.config.campaign import Campaign
@@ -77,7 +88,7 @@ class InferenceOutcome:
     posterior: Posterior
     prior: PriorGrid
     counts: ABCounts
-    covariates: CovariateSpec | None
+    covariates: CovariateSpec | Design | None
     features: tuple[str, ...]
     privacy: PrivacyReport | None
     waves: pd.DataFrame | None
@@ -133,6 +144,17 @@ def _grid(prior: PriorGrid, counts: ABCounts, features: np.ndarray,
     return grid_inputs(counts, prior.mean, prior.scale, features, names)
 
 
+def resolve_estimator(name: str, has_recipients: bool) -> str:
+    """Return the estimator a config names; ``auto`` resolves by the data.
+
+    ``auto`` is ``recipient`` for per-recipient A/B results with attributes, else
+    ``hierarchical``.
+    """
+    if name != "auto":
+        return name
+    return "recipient" if has_recipients else "hierarchical"
+
+
 def infer_stage(
     config: InferenceConfig,
     personas: list[Persona],
@@ -169,19 +191,19 @@ def infer_stage(
     UnknownNameError
         ``config.estimator`` is not registered.
     """
-    estimator = ESTIMATORS.get(config.estimator)
+    private = config.privacy.mechanism != "none"
+    has_recipients = recipients is not None and ab.per_recipient and not private
+    name = resolve_estimator(config.estimator, has_recipients)
+    estimator = ESTIMATORS.get(name)
     cache = CompiledModelCache() if cache is None else cache
     traits = trait_prior(personas, campaigns)  # also the simulation's truth for the waves
     prior = build_prior(config, personas, campaigns, traits)
     features, names = campaign_features(campaigns)
     inputs = _grid(prior, ab.counts, features, names)
     info: CovariateInfo | None = None
-    spec: CovariateSpec | None = None
-    private = config.privacy.mechanism != "none"
-    use_covariates = (
-        config.covariates is not None and uses_covariates(estimator)
-        and recipients is not None and ab.per_recipient and not private
-    )
+    spec: CovariateSpec | Design | None = None
+    use_covariates = (config.covariates is not None and uses_covariates(estimator)
+                      and has_recipients)
     if use_covariates:
         assert recipients is not None
         requested = None if config.covariates == "auto" else list(config.covariates or [])
@@ -205,7 +227,14 @@ def infer_stage(
         report = privacy_report((inputs.exposures, inputs.responses), noisy, config.privacy)
         inputs = replace(inputs, exposures=noisy[0], responses=noisy[1])
         counts = inputs.grid_counts()
-    posterior = estimator(EstimationRequest(inputs, config, seed, prior.mean, info, cache))
+    request = EstimationRequest(inputs, config, seed, prior.mean, info, cache,
+                                control=next((k for k, c in enumerate(campaigns) if c.control),
+                                             None))
+    if uses_recipients(estimator) and has_recipients:
+        request = replace(request, ab=ab, recipients=recipients)
+    posterior = estimator(request)
+    if spec is None and isinstance(posterior, CovariatePosterior):
+        spec = posterior.spec  # a recipient-level estimator chose its own attributes
     wave_table = None
     if waves > 0 and simulate_wave is not None:
         wave_table = run_waves(config, prior, features, names, counts, posterior, waves,
@@ -227,7 +256,7 @@ def run_waves(
     reuses its compiled model from ``cache`` (default a new one for these waves; the PyMC
     sampler compiles each wave again).
     """
-    estimator = ESTIMATORS.get(config.estimator)
+    estimator = ESTIMATORS.get(resolve_estimator(config.estimator, False))
     cache = CompiledModelCache() if cache is None else cache
     light = config.model_copy(update={"draws": max(config.draws // 2, 100)})
     exposures, responses = first.exposures.copy(), first.responses.copy()

@@ -181,9 +181,11 @@ class InferenceConfig(StrictModel):
     rhat_max: float = Field(1.01, gt=1, description="Warn above this R-hat.")
     ess_min: float = Field(400, gt=0, description="Warn below this bulk ESS.")
     estimator: str = Field(
-        "hierarchical",
-        description="Registered posterior estimator: hierarchical (pooled model) or "
-        "beta_binomial (independent cells, closed form).",
+        "auto",
+        description="Registered posterior estimator: recipient (recipient-level model of "
+        "each campaign's lift from the attributes), hierarchical (pooled persona x campaign "
+        "model) or beta_binomial (independent cells, closed form); auto picks recipient for "
+        "per-recipient A/B results with attributes (and no privacy noise), else hierarchical.",
     )
     algorithm: Literal["auto", "nuts", "advi"] = Field(
         "auto",
