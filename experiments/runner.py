@@ -33,6 +33,7 @@ from personasim.experiments.stages import (
     manifest,
     ranking,
     report,
+    self_check,
     training,
 )
 
@@ -95,6 +96,8 @@ def run_experiment(
         loaded = step(inputs.STAGE, inputs.run)
         ab = step(ab_test.STAGE, ab_test.run, loaded)
         bayes = step(inference.STAGE, inference.run, loaded, ab)
+        checked = (step(self_check.STAGE, self_check.run, loaded, ab)
+                   if self_check.applies(ctx, loaded, ab) else None)
         make_env = training.env_factory(ctx, loaded, bayes)
         trained = step(training.STAGE, training.run, make_env)
         evaluated = step(evaluation.STAGE, evaluation.run, make_env, ab, trained)
@@ -109,7 +112,7 @@ def run_experiment(
         timing = {"stage_seconds": session.stage_seconds(timer.seconds),
                   "wall_seconds": round(time.perf_counter() - started, 3)}
         content = manifest.build_manifest(ctx, results, ranked, bayes_manifest, held_out,
-                                          timing, session.summary())
+                                          checked, timing, session.summary())
         manifest.write_manifest(ctx, content)
     return RunSummary(run_dir, ranked.table, evaluated.summary, content)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from personasim.core import run_layout as files
 from personasim.core.types import Posterior
+from personasim.evaluation.self_check import SelfCheck
 from personasim.experiments.run_dir import command_line, git_commit, package_versions, write_json
 from personasim.experiments.stage import RunContext
 from personasim.experiments.stages.export import RunResults
@@ -26,7 +27,8 @@ def diagnostics(posterior: Posterior) -> dict[str, Any]:
 
 def build_manifest(ctx: RunContext, results: RunResults, ranking: Ranking,
                    bayes: dict[str, Any], heldout: HeldOutResult | None,
-                   timing: dict[str, Any], resume: dict[str, Any]) -> dict[str, Any]:
+                   checked: SelfCheck | None, timing: dict[str, Any],
+                   resume: dict[str, Any]) -> dict[str, Any]:
     """The manifest's content; ``timing`` holds ``stage_seconds`` and ``wall_seconds``."""
     config = ctx.config
     manifest = {
@@ -48,6 +50,8 @@ def build_manifest(ctx: RunContext, results: RunResults, ranking: Ranking,
     }
     if heldout is not None:
         manifest["heldout"] = heldout.summary
+    if checked is not None:
+        manifest["self_check"] = checked.summary()
     return manifest
 
 

@@ -206,6 +206,10 @@ class InferenceConfig(StrictModel):
         "keeps every candidate (up to max_covariates, most significant first) and lets the "
         "hierarchical slopes shrink weak ones.",
     )
+    self_check: float = Field(
+        0.2, ge=0, lt=1, description="Share of per-recipient A/B rows held out to check the "
+        "posterior's ranking against a T-learner (0: no check; data mode only).",
+    )
     privacy: PrivacyConfig = Field(default_factory=lambda: PrivacyConfig())
     prior_run: Path | None = Field(
         None, description="Start from this earlier run's posterior (personasim run --prior)."

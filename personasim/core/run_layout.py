@@ -29,8 +29,9 @@ class RunFile:
         What it holds, in a few words.
     when
         When it is written: ``always``, ``plots`` (``output.plots`` on), ``csv``/``parquet``
-        (that output format chosen), ``held-out`` (data with a held-out part), ``waves``
-        (simulated A/B waves), ``resumable`` (only while a run can still be resumed).
+        (that output format chosen), ``held-out`` (data with a held-out part),
+        ``per-recipient A/B`` (data mode), ``waves`` (simulated A/B waves), ``resumable``
+        (only while a run can still be resumed).
     """
 
     name: str
@@ -97,6 +98,9 @@ POLICY_COMPARISON = RunFile("policy_comparison.png", "png", "export",
                             "every policy's return with its interval", "plots")
 STEP_METRICS = RunFile("step_metrics.png", "png", "export",
                        "the deployed policy's sends, responses and reward per week", "plots")
+SELF_CHECK = RunFile("self_check.csv", "csv", "self_check",
+                     "the posterior's ranking against a T-learner on held-out A/B rows",
+                     "per-recipient A/B")
 OFFLINE_EVALUATION = RunFile("offline_evaluation.csv", "csv", "heldout",
                              "IPW value of the table and the baselines on held-out customers",
                              "held-out")
@@ -116,8 +120,8 @@ RUN_FILES: tuple[RunFile, ...] = (
     AB_WAVES_PLOT, POLICY, POLICIES, LEARNING_CURVE, LEARNING_CURVE_PLOT, ALGORITHM_CURVE_PLOT,
     TENSORBOARD, CALENDAR, CALENDAR_DETAIL, EVALUATION, EVALUATION_EPISODES, EVALUATION_RUNS,
     METRICS, PRIORITIZATION_CSV, PRIORITIZATION_PARQUET, RESPONSE_HEATMAP, POLICY_COMPARISON,
-    STEP_METRICS, OFFLINE_EVALUATION, QINI, QINI_PLOT, SIM_TO_REAL, SIM_TO_REAL_PLOT, REPORT,
-    PERSONA_CARD, CHECKPOINTS,
+    STEP_METRICS, SELF_CHECK, OFFLINE_EVALUATION, QINI, QINI_PLOT, SIM_TO_REAL,
+    SIM_TO_REAL_PLOT, REPORT, PERSONA_CARD, CHECKPOINTS,
 )
 """Every file of a finished run, in the README's order."""
 

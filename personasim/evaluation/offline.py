@@ -118,7 +118,8 @@ def ipw_terms(policy: np.ndarray, data: HeldOut, metric: str, net: bool = False)
     return terms
 
 
-def _mean_ci(terms: np.ndarray) -> tuple[float, float, float]:
+def mean_interval(terms: np.ndarray) -> tuple[float, float, float]:
+    """Mean of ``terms`` with a normal 95% interval."""
     mean = float(terms.mean())
     half = Z95 * float(terms.std(ddof=1)) / np.sqrt(len(terms)) if len(terms) > 1 else np.nan
     return mean, mean - half, mean + half
@@ -153,8 +154,8 @@ def policy_values(policies: Mapping[str, np.ndarray], data: HeldOut,
                if reference in policies else None)
         for name, policy in policies.items():
             terms = ipw_terms(policy, data, outcome, net)
-            value, low, high = _mean_ci(terms)
-            adv = _mean_ci(ref - terms) if ref is not None else (np.nan,) * 3
+            value, low, high = mean_interval(terms)
+            adv = mean_interval(ref - terms) if ref is not None else (np.nan,) * 3
             rows.append((name, metric, value, low, high,
                          float(send_share(policy, data.control).mean()), *adv))
     return pd.DataFrame(rows, columns=list(EVAL_COLUMNS))
@@ -248,6 +249,18 @@ def best_arm(expected: np.ndarray, value: float, costs: np.ndarray, control: int
     return np.where(gain > 0, best_send, control), best_send, gain
 
 
+def _gains(score: np.ndarray, recommended: np.ndarray, data: HeldOut, metric: str,
+           net: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Customers from the highest ``score`` down, and each one's IPW gain when targeted."""
+    order = np.lexsort((np.arange(data.n), -np.asarray(score, dtype=np.float64)))
+    arm, rec = data.arm[order], np.asarray(recommended)[order]
+    y = data.outcomes[metric][order] / data.propensity[order]
+    delta = ((arm == rec).astype(float) - (arm == data.control)) * y
+    if net:
+        delta = delta - np.where(rec != data.control, data.costs[rec], 0.0)
+    return order, delta
+
+
 def uplift_curve(score: np.ndarray, recommended: np.ndarray, data: HeldOut, metric: str,
                  net: bool, points: int = 51) -> pd.DataFrame:
     """Qini-style curve: IPW gain over sending nothing when the top share is targeted.
@@ -261,16 +274,25 @@ def uplift_curve(score: np.ndarray, recommended: np.ndarray, data: HeldOut, metr
     pandas.DataFrame
         ``share_targeted, gain`` (``points`` rows, from 0 to 1).
     """
-    order = np.lexsort((np.arange(data.n), -np.asarray(score, dtype=np.float64)))
-    arm, rec = data.arm[order], np.asarray(recommended)[order]
-    y = data.outcomes[metric][order] / data.propensity[order]
-    delta = ((arm == rec).astype(float) - (arm == data.control)) * y
-    if net:
-        delta = delta - np.where(rec != data.control, data.costs[rec], 0.0)
+    _, delta = _gains(score, recommended, data, metric, net)
     cumulative = np.concatenate([[0.0], np.cumsum(delta)]) / data.n
     shares = np.linspace(0.0, 1.0, points)
     counts = np.round(shares * data.n).astype(np.int64)
     return pd.DataFrame({"share_targeted": shares, "gain": cumulative[counts]})
+
+
+def gain_terms(score: np.ndarray, recommended: np.ndarray, data: HeldOut, metric: str,
+               net: bool, share: float) -> np.ndarray:
+    """Per-customer terms whose mean is the gain of targeting the top ``share``.
+
+    The same gain as :func:`uplift_curve` at ``share``, kept per customer (in the data's
+    order) so that two rankings can be compared on the same customers with an interval.
+    """
+    order, delta = _gains(score, recommended, data, metric, net)
+    targeted = np.arange(data.n) < int(round(share * data.n))
+    terms = np.zeros(data.n)
+    terms[order] = np.where(targeted, delta, 0.0)
+    return terms
 
 
 def qini_coefficient(curve: pd.DataFrame) -> float:
