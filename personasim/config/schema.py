@@ -50,8 +50,8 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
-        if self.dataset is not None and (self.personas or self.campaigns or any(
-                v is not None for v in self.data.model_dump().values())):
+        if self.dataset is not None and (self.personas or self.campaigns
+                                         or self.data.files()):
             raise ValueError("dataset: give a dataset or personas/campaigns/data files, not both")
         if not self.personas and self.data.recipients is None and self.dataset is None:
             raise ValueError("give 'personas' or 'data.recipients' (to synthesize personas)")

@@ -36,6 +36,11 @@ class DataConfig(StrictModel):
         "refused (it is likely an id, not a category).",
     )
 
+    def files(self) -> list[Path]:
+        """The data files the section names."""
+        return [p for p in (self.recipients, self.campaigns, self.ab_results, self.ab_counts)
+                if p is not None]
+
 
 class DatasetConfig(StrictModel):
     """A public dataset used as the data-mode inputs (see ``personasim.data.hillstrom``)."""

@@ -258,7 +258,7 @@ def test_fit_reports_compile_seconds_but_does_not_store_them(
 def test_config_names_say_what_they_choose(tmp_path: Path) -> None:
     config = InferenceConfig()
     assert (config.estimator, config.algorithm, config.nuts_sampler) == (
-        "hierarchical", "auto", "auto")
+        "auto", "auto", "auto")
     assert not {"sampler", "method"} & set(config.model_dump())
     with pytest.warns(FutureWarning) as record:
         old = InferenceConfig.model_validate({"sampler": "pymc", "method": "advi"})

@@ -161,8 +161,9 @@ def test_validate_checks_every_registered_name(
 
 
 def test_check_registered_names_covers_every_plugin_field(tmp_path: Path) -> None:
-    config = load_config(_config(tmp_path, lambda c: c["policy"].update(
-        compare_algorithms={"a2c": {}})))
+    config = load_config(_config(tmp_path, lambda c: (
+        c["policy"].update(compare_algorithms={"a2c": {}}),
+        c.setdefault("inference", {}).update(estimator="beta_binomial"))))
     locations = {location for location, _, _ in registered_names(config)}
     assert {"simulation.engine", "simulation.response_model", "synthesis.method",
             "dynamics.influence.network.generator", "inference.estimator", "policy.algorithm",
