@@ -108,7 +108,7 @@ def run_experiment(
         held_out = None
         if loaded.holdout is not None:
             held_out = step(heldout.STAGE, heldout.run, loaded, bayes.posterior, ranked.table)
-        step(report.STAGE, report.run, loaded, bayes.posterior, ranked.table, held_out)
+        step(report.STAGE, report.run, loaded, bayes.posterior, ranked.table, held_out, checked)
         timing = {"stage_seconds": session.stage_seconds(timer.seconds),
                   "wall_seconds": round(time.perf_counter() - started, 3)}
         content = manifest.build_manifest(ctx, results, ranked, bayes_manifest, held_out,

@@ -11,6 +11,7 @@ from personasim.config.persona import cohort_sizes
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.types import PERSONA_ID, Posterior
+from personasim.evaluation.self_check import SelfCheck
 from personasim.experiments.progress import Advance
 from personasim.experiments.stage import RunContext, Stage
 from personasim.experiments.stages.heldout import HeldOutResult
@@ -22,7 +23,8 @@ STAGE = Stage("report", "Persona report")
 
 def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
                          posterior: Posterior, table: pd.DataFrame,
-                         heldout: HeldOutResult | None) -> Path:
+                         heldout: HeldOutResult | None,
+                         checked: SelfCheck | None = None) -> Path:
     """Write ``report.html`` with one card per persona (and the held-out evaluation)."""
     recipients = inputs.recipients
     if recipients is not None and PERSONA_ID in recipients:
@@ -53,11 +55,14 @@ def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
     context = ReportContext(f"Persona report: {config.name}", intro, outcome,
                             heldout.evaluation if heldout else None,
                             heldout.sim_to_real if heldout else None, figures,
-                            {c.id: c.offer or c.id for c in inputs.campaigns})
+                            {c.id: c.offer or c.id for c in inputs.campaigns},
+                            checked.table if checked is not None else None)
     return write_report(out, cards, context, config.output.plots)
 
 
 def run(ctx: RunContext, advance: Advance, inputs: Inputs, posterior: Posterior,
-        table: pd.DataFrame, heldout: HeldOutResult | None) -> Path:
+        table: pd.DataFrame, heldout: HeldOutResult | None,
+        checked: SelfCheck | None = None) -> Path:
     """Write ``report.html`` and the persona cards."""
-    return write_persona_report(ctx.out, ctx.config, inputs, posterior, table, heldout)
+    return write_persona_report(ctx.out, ctx.config, inputs, posterior, table, heldout,
+                                checked)

@@ -78,6 +78,9 @@ class ReportContext:
         ``(file name, caption)`` of figures shown after the evaluation.
     labels
         Campaign id -> display name, for policy names.
+    self_check
+        The posterior's ranking against a T-learner on held-out A/B rows
+        (``self_check.csv``), or ``None``.
     """
 
     title: str
@@ -87,6 +90,7 @@ class ReportContext:
     sim_to_real: pd.DataFrame | None = None
     figures: Sequence[tuple[str, str]] = field(default_factory=tuple)
     labels: Mapping[str, str] = field(default_factory=dict)
+    self_check: pd.DataFrame | None = None
 
 
 def _label(campaign: Campaign) -> str:
@@ -267,6 +271,25 @@ def _evaluation_html(evaluation: pd.DataFrame, labels: Mapping[str, str]) -> str
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def _self_check_html(check: pd.DataFrame) -> str:
+    """The self-check as a sentence and a small table (net value per 1,000 recipients)."""
+    gains = check[check["budget"] > 0].pivot(index="budget", columns="model",
+                                             values="gain_per_1000")
+    mine = check[(check["model"] == "posterior") & (check["budget"] > 0)]
+    rows = "".join(
+        f"<tr><td>{100 * budget:.0f}%</td><td>{gains.loc[budget, 'posterior']:,.1f}</td>"
+        f"<td>{gains.loc[budget, 't_learner']:,.1f}</td><td>{r.minus_t_learner:+,.1f} "
+        f"({r.difference_low:+,.1f} to {r.difference_high:+,.1f})</td></tr>"
+        for budget, r in zip(mine["budget"], mine.itertuples(), strict=True))
+    return ("<h2>Self-check on held-out A/B recipients</h2><p>Before deciding, the run held "
+            "out part of its A/B test, refitted the model on the rest, and ranked the held-out "
+            "recipients with it and with a scikit-learn T-learner. Net value gained over "
+            "sending nothing, per 1,000 held-out recipients, when the top share is contacted "
+            "(difference with its 95% interval):</p><table><tr><th>contacted</th>"
+            "<th>this model</th><th>T-learner</th><th>difference</th></tr>"
+            f"{rows}</table>")
+
+
 def render_report(cards: list[PersonaCard], context: ReportContext) -> str:
     """The whole page as an HTML string."""
     e = html.escape
@@ -285,6 +308,8 @@ def render_report(cards: list[PersonaCard], context: ReportContext) -> str:
         parts.append(f"<p>Simulation vs reality: {int(sim['inside'].sum())} of {len(sim)} "
                      f"persona × arm cells ({100 * sim['inside'].mean():.0f}%) have their "
                      "held-out response rate inside the simulated 90% interval.</p>")
+    if context.self_check is not None:
+        parts.append(_self_check_html(context.self_check))
     for name, caption in context.figures:
         parts.append(f'<figure><img src="{e(name)}" alt="{e(caption)}">'
                      f"<figcaption class=note>{e(caption)}</figcaption></figure>")
