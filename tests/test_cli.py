@@ -160,3 +160,26 @@ def test_validate_imports_no_torch_sb3_or_pymc() -> None:
     assert done.returncode == 0, done.stderr
     assert "OK configs/quickstart.yaml" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "needles"),
+    [
+        ("country", ["fr"] * 6, ["column 'country'", "constant"]),
+        ("tenure", ["3", "-", "12", "7", "9", "1"], ["row 2, column 'tenure'", "'-'"]),
+        ("voucher", [f"v{i}" for i in range(6)], ["column 'voucher'", "data.max_levels=4"]),
+    ],
+)
+def test_recipient_attributes_that_describe_nobody_are_refused(
+        tmp_path: Path, column: str, values: list[str], needles: list[str]) -> None:
+    recipients = pd.DataFrame({"recipient_id": [f"r{i}" for i in range(6)],
+                               "region": ["n", "s", "n", "s", "e", "e"], column: values})
+    recipients.to_csv(tmp_path / "recipients.csv", index=False)
+    config = {"name": "attrs", "seed": 1, "data": {"recipients": "recipients.csv",
+                                                    "max_levels": 4},
+              "campaigns": [{"id": "mail", "value": 5, "cost": 0.1}]}
+    path = write_yaml(tmp_path / "attrs.yaml", config)
+    one_line_error(invoke("validate", path), "recipients.csv", *needles)
+    out = tmp_path / "run"
+    one_line_error(invoke("run", path, "--out", out), *needles)
+    assert not out.exists() and not list(tmp_path.glob(".run.partial-*"))

@@ -48,6 +48,3 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, posterior: Posterior)
     audience = build_audience(ctx, inputs)
     table = prioritize(audience, posterior, inputs.campaigns, ctx.config.prioritization)
     return Ranking(audience, table)
-
-
-
