@@ -180,24 +180,21 @@ class Design:
             if name not in frame.columns:
                 raise DataError(source, f"column {name!r}", "attribute column is missing")
         parts = [c.columns(frame[c.name], source) for c in self.codings]
-        pairs = self._pairs(frame, source)
+        pairs = self._pairs(parts, len(frame))
         if pairs.shape[1]:
             pairs = pairs - np.asarray(self.pair_centers)
-        out = np.column_stack([*parts, pairs]) if parts else np.zeros((len(frame), 0))
-        return out
+        return np.column_stack([*parts, pairs]) if parts else np.zeros((len(frame), 0))
 
-    def _pairs(self, frame: pd.DataFrame, source: str) -> np.ndarray:
+    def _pairs(self, parts: list[np.ndarray], n: int) -> np.ndarray:
+        """The interaction columns, from each attribute's centred columns (numbers: bins)."""
         blocks = []
         for a, b in self.interactions:
-            xa = self._pair_columns(a, frame, source)
-            xb = self._pair_columns(b, frame, source)
-            blocks.append((xa[:, :, None] * xb[:, None, :]).reshape(len(frame), -1))
-        return np.column_stack(blocks) if blocks else np.zeros((len(frame), 0))
+            xa, xb = self._for_pairs(a, parts[a]), self._for_pairs(b, parts[b])
+            blocks.append((xa[:, :, None] * xb[:, None, :]).reshape(n, -1))
+        return np.column_stack(blocks) if blocks else np.zeros((n, 0))
 
-    def _pair_columns(self, i: int, frame: pd.DataFrame, source: str) -> np.ndarray:
-        coding = self.codings[i]
-        centred = coding.columns(frame[coding.name], source)
-        return centred[:, 1:] if coding.kind == "number" else centred
+    def _for_pairs(self, i: int, columns: np.ndarray) -> np.ndarray:
+        return columns[:, 1:] if self.codings[i].kind == "number" else columns
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, columns: list[str], *, n_bins: int = 4,
@@ -209,7 +206,8 @@ class Design:
                   for c in codings]
         pairs = tuple(combinations(range(len(filled)), 2)) if interactions else ()
         design = cls(tuple(filled), pairs)
-        centers = design._pairs(frame, "A/B").mean(axis=0)
+        parts = [c.columns(frame[c.name], "A/B") for c in filled]
+        centers = design._pairs(parts, len(frame)).mean(axis=0)
         return cls(tuple(filled), pairs, tuple(float(v) for v in centers))
 
     def to_dict(self) -> dict[str, Any]:
