@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -282,6 +282,41 @@ class PrioritizationConfig(StrictModel):
     membership_temperature: float = Field(
         1.0, gt=0, description="Soft persona membership: softmax temperature on distance."
     )
+
+
+class PlanConfig(StrictModel):
+    """The message plan: which recipient gets which campaign in which week, under constraints."""
+
+    budget: float | None = Field(
+        None, ge=0,
+        description="Total cost of the plan (null: simulation.budget, set by the caller).",
+    )
+    max_per_week: int = Field(1, ge=1, description="Most messages to one recipient in one week.")
+    max_per_horizon: int | None = Field(
+        None, ge=1, description="Most messages to one recipient over the horizon (null: no limit)."
+    )
+    min_gap_weeks: int = Field(
+        0, ge=0, description="Weeks that must pass between two weeks in which one recipient is "
+        "messaged (1: never in consecutive weeks).",
+    )
+    capacity: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="Campaign id -> most sends over the horizon."
+    )
+    quiet_weeks: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="1-based weeks in which nothing is sent."
+    )
+    holdout_fraction: float = Field(
+        0.05, ge=0, lt=1, description="Seeded share of recipients who never get a message."
+    )
+
+    @model_validator(mode="after")
+    def _per_week_within_horizon(self) -> PlanConfig:
+        if self.max_per_horizon is not None and self.max_per_week > self.max_per_horizon:
+            raise ValueError(
+                f"plan.max_per_week ({self.max_per_week}) is above "
+                f"plan.max_per_horizon ({self.max_per_horizon})"
+            )
+        return self
 
 
 class OutputConfig(StrictModel):
