@@ -14,6 +14,7 @@ import yaml
 from personasim.bayes.storage import posterior_table, save_posterior
 from personasim.config.persona import Persona
 from personasim.core import run_layout as files
+from personasim.core.csv_files import write_csv
 from personasim.core.types import ABResults
 from personasim.experiments.progress import Advance
 from personasim.experiments.run_dir import write_json
@@ -85,7 +86,7 @@ def write_inputs(ctx: RunContext, inputs: Inputs, calibrated: list[Persona]) -> 
         _yaml([p.model_dump(mode="json", exclude_none=True) for p in calibrated]))
     files.CAMPAIGNS.path(out).write_text(
         _yaml([c.model_dump(mode="json", by_alias=True) for c in inputs.campaigns]))
-    persona_table(inputs.personas).to_csv(files.PERSONAS_TABLE.path(out), index=False)
+    write_csv(persona_table(inputs.personas), files.PERSONAS_TABLE.path(out))
     write_json(files.PROFILES.path(out), inputs.profiles.to_dict())
 
 
@@ -94,11 +95,11 @@ def write_tables(ctx: RunContext, results: RunResults) -> None:
     out = ctx.out
     evaluation = results.evaluation
     save_posterior(results.inference.posterior, out)
-    results.ab.table.to_csv(files.AB_RESULTS.path(out), index=False)
-    evaluation.summary.to_csv(files.EVALUATION.path(out), index=False)
-    evaluation.episodes.to_csv(files.EVALUATION_EPISODES.path(out), index=False)
-    evaluation.metrics.to_csv(files.METRICS.path(out), index=False)
-    results.trained.curve.to_csv(files.LEARNING_CURVE.path(out), index=False)
+    write_csv(results.ab.table, files.AB_RESULTS.path(out))
+    write_csv(evaluation.summary, files.EVALUATION.path(out))
+    write_csv(evaluation.episodes, files.EVALUATION_EPISODES.path(out))
+    write_csv(evaluation.metrics, files.METRICS.path(out))
+    write_csv(results.trained.curve, files.LEARNING_CURVE.path(out))
     export_table(results.table, out, files.PRIORITIZATION_STEM, list(ctx.config.output.formats))
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from personasim.audience.profiles import default_features
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
+from personasim.core.csv_files import write_csv
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, Posterior
 from personasim.evaluation.offline import (
     TABLE,
@@ -159,9 +160,9 @@ def _summary(evaluation: pd.DataFrame, curves: pd.DataFrame, sim: pd.DataFrame,
 
 def write_heldout(out: Path, result: HeldOutResult, plots: bool) -> None:
     """Write the evaluation tables (and plots) into the run directory."""
-    result.evaluation.to_csv(files.OFFLINE_EVALUATION.path(out), index=False)
-    result.curves.to_csv(files.QINI.path(out), index=False)
-    result.sim_to_real.to_csv(files.SIM_TO_REAL.path(out), index=False)
+    write_csv(result.evaluation, files.OFFLINE_EVALUATION.path(out))
+    write_csv(result.curves, files.QINI.path(out))
+    write_csv(result.sim_to_real, files.SIM_TO_REAL.path(out))
     if plots:
         plot_qini(result.curves, files.QINI_PLOT.path(out), result.operating)
         plot_sim_to_real(result.sim_to_real, files.SIM_TO_REAL_PLOT.path(out))

@@ -21,6 +21,7 @@ import pandas as pd
 
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
+from personasim.core.csv_files import write_csv
 from personasim.core.types import ABCounts
 from personasim.outputs.plots import plot_learning_curve
 from personasim.policies.baselines import POLICIES, Policy, PolicyContext, SB3Policy
@@ -83,10 +84,9 @@ def write_policy_outputs(
         _, deployed = deployed_policy(trained, evaluation, algorithm)
         details.append(campaign_calendar(env_factory, deployed, seeds, algorithm))
     detail = pd.concat(details, ignore_index=True)
-    detail.to_csv(files.CALENDAR_DETAIL.path(out), index=False)
-    calendar_grid(detail[detail["policy"] == primary]).to_csv(files.CALENDAR.path(out),
-                                                            index=False)
-    evaluation.runs.to_csv(files.EVALUATION_RUNS.path(out), index=False)
+    write_csv(detail, files.CALENDAR_DETAIL.path(out))
+    write_csv(calendar_grid(detail[detail["policy"] == primary]), files.CALENDAR.path(out))
+    write_csv(evaluation.runs, files.EVALUATION_RUNS.path(out))
     logger.info("deployed policy: %s (calendar.csv)", key)
     if not config.output.plots:
         return

@@ -13,6 +13,7 @@ import pandas as pd
 from personasim.audience.membership import audience_from_recipients
 from personasim.bayes.update import infer_stage
 from personasim.core import run_layout as files
+from personasim.core.csv_files import write_csv
 from personasim.core.types import (
     CAMPAIGN_ID,
     CONSENT,
@@ -67,7 +68,7 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults) -> Sel
                   if c not in (RECIPIENT_ID, CONSENT, PERSONA_ID)]
     result = run_self_check(table, inputs.recipients, inputs.campaigns, attributes, held,
                             posterior_scores, seed)
-    result.table.to_csv(files.SELF_CHECK.path(ctx.out), index=False)
+    write_csv(result.table, files.SELF_CHECK.path(ctx.out))
     return result
 
 

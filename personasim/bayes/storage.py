@@ -13,6 +13,7 @@ import pandas as pd
 
 from personasim.bayes.covariates import CovariatePosterior, CovariateSpec
 from personasim.bayes.design import Design
+from personasim.core.csv_files import write_csv
 from personasim.core.errors import DataError
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, Diagnostics, Posterior
 
@@ -100,7 +101,7 @@ def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) ->
         [PERSONA_ID, CAMPAIGN_ID, "mean", "p_low", "p_high"]
     ]
     summary["sd"] = posterior.draws.astype(np.float64).std(axis=0).ravel()
-    summary.to_csv(directory / SUMMARY_FILE, index=False)
+    write_csv(summary, directory / SUMMARY_FILE)
     # the core Diagnostics fields only: a fit's extras (e.g. compile_seconds) are not stored
     record = {
         field.name: _finite_or_none(getattr(posterior.diagnostics, field.name))

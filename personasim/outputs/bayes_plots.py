@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.core import run_layout as files
+from personasim.core.csv_files import write_csv
 from personasim.core.types import ABCounts, Posterior
 from personasim.outputs.plots import _figure
 
@@ -158,11 +159,11 @@ def write_bayes_plots(out: Path, outcome: InferenceOutcome, plots: bool, seed: i
     """
     out = Path(out)
     table = posterior_predictive(outcome.posterior, outcome.counts, seed, level)
-    table.to_csv(files.PPC.path(out), index=False)
+    write_csv(table, files.PPC.path(out))
     if plots and not table.empty:
         plot_ppc(table, files.PPC_PLOT.path(out), level)
     if outcome.waves is not None:
-        outcome.waves.to_csv(files.AB_WAVES.path(out), index=False)
+        write_csv(outcome.waves, files.AB_WAVES.path(out))
         if plots:
             plot_waves(outcome.waves, files.AB_WAVES_PLOT.path(out))
     coverage = ppc_coverage(table)

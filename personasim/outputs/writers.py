@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from personasim.core import csv_files
 from personasim.core.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,12 @@ def _write(path: Path, suffix: str, write: Callable[[Path], object]) -> Path:
 
 @EXPORTERS.register("csv")
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``<path>.csv`` without the index, with Unix line endings (an :data:`Exporter`)."""
-    return _write(path, ".csv", partial(df.to_csv, index=False, lineterminator="\n",
-                                        encoding="utf-8"))
+    """Write ``<path>.csv``, safe to open in a spreadsheet (an :data:`Exporter`).
+
+    See :func:`personasim.core.csv_files.write_csv`: no index, Unix line endings, and text
+    cells that could start a formula prefixed with a quote.
+    """
+    return _write(path, ".csv", partial(csv_files.write_csv, df))
 
 
 @EXPORTERS.register("parquet")

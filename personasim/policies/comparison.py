@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.config.sections import PolicyConfig
+from personasim.core.csv_files import write_csv
 from personasim.core.interrupts import StopFlag
 from personasim.core.run_layout import CHECKPOINTS
 from personasim.policies.baselines import Policy, SB3Policy
@@ -107,7 +108,7 @@ def _save_run(out: Path, key: str, result: TrainResult) -> None:
     """Keep a finished run (model, curve, then the ``.json`` that marks it finished)."""
     folder = out / POLICY_DIR
     save_policy(result.model, folder / f"{key}.zip")
-    result.curve.to_csv(folder / f"{key}.curve.csv", index=False)
+    write_csv(result.curve, folder / f"{key}.curve.csv")
     _write_json(folder / f"{key}.json", {
         "algorithm": result.algorithm, "seed": result.seed, "timesteps": result.timesteps,
         "seconds": result.seconds, "resumed_from": result.resumed_from,
@@ -240,7 +241,7 @@ def _episodes(
     episodes, _ = run_episodes(env_factory, {name: policy}, list(seeds))
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".{key}.tmp"
-    episodes.to_csv(tmp, index=False)
+    write_csv(episodes, tmp)
     os.replace(tmp, path)
     return episodes
 
