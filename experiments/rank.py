@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import yaml
@@ -19,6 +21,19 @@ from personasim.core.errors import DataError
 from personasim.data.recipients import load_recipients
 from personasim.outputs.writers import EXPORTERS
 from personasim.ranking.prioritization import prioritize
+
+T = TypeVar("T")
+
+
+def _read(run_dir: Path, run_file: files.RunFile, parse: Callable[[str], T]) -> T:
+    """Parse one of a run's files; a damaged file is one DataError naming it."""
+    path = run_file.path(run_dir)
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(str(path), None, f"damaged run file, not what personasim wrote "
+                        f"({reason})") from None
 
 
 def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.DataFrame:
@@ -35,10 +50,12 @@ def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.
     if fmt not in EXPORTERS:
         known = ", ".join("." + name for name in EXPORTERS)
         raise DataError(str(out_path), None, f"output must end in {known}")
-    config = ExperimentConfig.model_validate(yaml.safe_load(files.CONFIG.path(run_dir).read_text()))
-    campaigns = [Campaign.model_validate(c)
-                 for c in yaml.safe_load(files.CAMPAIGNS.path(run_dir).read_text())]
-    profiles = PersonaProfiles.from_dict(json.loads(files.PROFILES.path(run_dir).read_text()))
+    config = _read(run_dir, files.CONFIG, lambda text: ExperimentConfig.model_validate(
+        yaml.safe_load(text)))
+    campaigns = _read(run_dir, files.CAMPAIGNS, lambda text: [
+        Campaign.model_validate(c) for c in yaml.safe_load(text)])
+    profiles = _read(run_dir, files.PROFILES,
+                     lambda text: PersonaProfiles.from_dict(json.loads(text)))
     posterior = load_posterior(run_dir)
     recipients = load_recipients(recipients_path, max_levels=None)
     audience = audience_from_recipients(

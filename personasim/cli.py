@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -68,10 +69,10 @@ def _input_errors() -> Iterator[None]:
     try:
         yield
     except PersonasimInputError as exc:
-        console.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(exc.one_line())}", highlight=False)
         raise typer.Exit(INPUT_ERROR) from None
     except (UnknownNameError, FileExistsError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(INPUT_ERROR) from None
 
 

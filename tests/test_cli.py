@@ -183,3 +183,51 @@ def test_recipient_attributes_that_describe_nobody_are_refused(
     out = tmp_path / "run"
     one_line_error(invoke("run", path, "--out", out), *needles)
     assert not out.exists() and not list(tmp_path.glob(".run.partial-*"))
+
+
+@pytest.mark.parametrize(
+    ("payload", "needles"),
+    [
+        ("name: café\nseed: 1\n".encode("latin-1"), ["not UTF-8", "0xe9"]),
+        ("name: x\nseed: 1\n".encode("utf-16"), ["not UTF-8", "0xff"]),
+        (bytes(range(256)), ["not UTF-8"]),
+        (b"name: a\nseed: 1\nname: b\n", ["line 3", "duplicate key 'name'"]),
+    ],
+)
+def test_config_bytes_that_are_not_a_config_are_one_line(
+        tmp_path: Path, payload: bytes, needles: list[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(payload)
+    one_line_error(invoke("validate", path), "bad.yaml", *needles)
+
+
+def test_set_value_that_is_not_yaml_is_one_line(tiny_config_path: Path) -> None:
+    one_line_error(invoke("validate", tiny_config_path, "--set", "policy.baselines=[random"),
+                   "--set policy.baselines", "'[random'", "not valid YAML")
+
+
+@pytest.mark.parametrize("columns", [["recipient_id"], ["recipient_id", "consent"]])
+def test_recipients_without_attributes_are_one_line(tmp_path: Path, columns: list[str]) -> None:
+    frame = pd.DataFrame({"recipient_id": ["a", "b", "c"], "consent": [True, False, True]})
+    frame[columns].to_csv(tmp_path / "recipients.csv", index=False)
+    path = write_yaml(tmp_path / "ids.yaml", {
+        "name": "ids", "seed": 1, "data": {"recipients": "recipients.csv"},
+        "campaigns": [{"id": "mail", "value": 5, "cost": 0.1}]})
+    one_line_error(invoke("validate", path), "recipients.csv", "no attribute columns")
+
+
+@pytest.mark.parametrize("damaged", ["config.yaml", "campaigns.yaml", "profiles.json",
+                                     "posterior.npz"])
+def test_rank_with_a_damaged_run_file_is_one_line(tiny_run: Path, tmp_path: Path,
+                                                  damaged: str) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / damaged).write_text("garbage: [{")
+    pd.DataFrame({"recipient_id": ["n1"], "age": [30], "region": ["urban"]}).to_csv(
+        tmp_path / "new.csv", index=False)
+    out = tmp_path / "ranked.csv"
+    one_line_error(invoke("rank", "--run", run, "--recipients", tmp_path / "new.csv",
+                          "--out", out), str(run))
+    assert not out.exists()

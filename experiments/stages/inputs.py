@@ -16,7 +16,7 @@ from personasim.config.persona import Persona
 from personasim.config.schema import ExperimentConfig
 from personasim.config.sections import EventConfig
 from personasim.core.errors import ConfigError, DataError
-from personasim.core.types import PERSONA_ID, RECIPIENT_ID
+from personasim.core.types import CONSENT, PERSONA_ID, RECIPIENT_ID
 from personasim.data.ab_results import load_ab_counts, load_ab_results
 from personasim.data.campaigns import load_campaigns
 from personasim.data.events import load_events
@@ -123,6 +123,10 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
         )
         return _with_counts(config, Inputs(personas, campaigns, events, recipients, ab_table,
                                            profiles))
+    if recipients.columns.difference([RECIPIENT_ID, CONSENT]).empty:
+        raise DataError(str(data.recipients), None, "no attribute columns besides "
+                        "recipient_id and consent: personas are synthesized from recipients' "
+                        "attributes (add columns such as age or region, or list personas)")
     result = synthesize_personas(
         recipients, config.synthesis, np.random.default_rng(seed), ab_table, campaigns
     )

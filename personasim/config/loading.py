@@ -13,6 +13,21 @@ from personasim.core.errors import ConfigError
 from personasim.core.suggest import did_you_mean
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, failing on a duplicate key with its line."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config dict."""
     for item in overrides:
@@ -29,7 +44,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
             else:
                 raise ConfigError(source, f"--set {path}", f"cannot descend into {key!r}")
         last = keys[-1]
-        value = yaml.safe_load(text) if text.strip() else None
+        try:
+            value = yaml.load(text, Loader=UniqueKeyLoader) if text.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(source, f"--set {path.strip()}",
+                              f"value {text!r} is not valid YAML ({problem})") from None
         if isinstance(node, list) and last.isdigit() and int(last) < len(node):
             node[int(last)] = value
         elif isinstance(node, dict):
@@ -99,7 +119,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     if not path.is_file():
         raise ConfigError(source, None, "config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, None, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                          f"offset {exc.start}); save the config as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
