@@ -44,6 +44,7 @@ class RunDirectory(ExitHandler):
             raise FileExistsError(f"{self.final} already exists (use --overwrite to replace it)")
         if self.partial.exists():
             shutil.rmtree(self.partial)
+        remove_stale_partials(self.final)
         self.partial.mkdir(parents=True)
         return self.partial
 
@@ -55,6 +56,32 @@ class RunDirectory(ExitHandler):
         if self.final.exists():
             shutil.rmtree(self.final)
         os.replace(self.partial, self.final)
+
+
+def remove_stale_partials(final: Path) -> list[Path]:
+    """Delete ``.NAME.partial-PID`` folders of ``final`` whose process no longer exists.
+
+    A run killed outright (``kill -9``, a power cut) cannot clean up after itself; the next
+    run heading for the same folder does. Folders of live processes are left alone.
+    """
+    removed = []
+    for partial in Path(final).parent.glob(f".{Path(final).name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        shutil.rmtree(partial, ignore_errors=True)
+        removed.append(partial)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 class StageTimer:

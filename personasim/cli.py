@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True, soft_wrap=True)  # soft wrap: an error stays one line
 stdout = Console(soft_wrap=True)
 INPUT_ERROR = 2
+
+
+def _version(show: bool) -> None:
+    if show:
+        stdout.print(f"personasim {metadata.version('personasim')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Test marketing campaigns on a simulated persona audience."""
 
 OutOption = Annotated[
     Path | None, typer.Option(help="Run directory (default runs/<name>-<time>).")

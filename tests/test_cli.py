@@ -231,3 +231,10 @@ def test_rank_with_a_damaged_run_file_is_one_line(tiny_run: Path, tmp_path: Path
     one_line_error(invoke("rank", "--run", run, "--recipients", tmp_path / "new.csv",
                           "--out", out), str(run))
     assert not out.exists()
+
+
+def test_version() -> None:
+    from importlib import metadata
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and metadata.version("personasim") in result.output

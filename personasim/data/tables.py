@@ -82,6 +82,13 @@ def read_table(path: Path | str, str_columns: Collection[str] = ()) -> pd.DataFr
         raise DataError(source, None, f"could not read as {kind}: {exc}") from None
     if df.empty:
         raise DataError(source, None, "file is empty")
+    if suffix == ".csv" and df.shape[1] == 1:
+        header = str(df.columns[0])
+        for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "bar")):
+            if sep in header:
+                raise DataError(source, None, f"the header {header[:60]!r} is one column with "
+                                f"{name}s in it: the file looks {name}-separated; save it "
+                                "with commas")
     df.columns = [str(c).strip() for c in df.columns]
     df = df.reset_index(drop=True)
     for c in str_columns:

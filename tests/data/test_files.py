@@ -330,3 +330,10 @@ def test_events_unknown_column(tmp_path: Path) -> None:
     err = raises(load_events, path)
     assert err.location == "column 'chanels'"
     assert "channels" in err.message
+
+
+@pytest.mark.parametrize(("sep", "word"), [(";", "semicolon"), ("\t", "tab"), ("|", "bar")])
+def test_csv_with_another_separator_says_so(tmp_path: Path, sep: str, word: str) -> None:
+    path = write(tmp_path, "r.csv", f"recipient_id{sep}age\na{sep}3\nb{sep}4\n")
+    err = raises(read_table, path)
+    assert f"{word}-separated" in err.message and err.source == str(path)

@@ -271,3 +271,21 @@ def test_sigint_to_the_cli_then_resume(tmp_path: Path, tiny_config_path: Path) -
     assert not kept.exists() and not (out / CHECKPOINTS.name).exists()
     for name in ("evaluation.csv", "calendar.csv", "policy.zip", "learning_curve.png"):
         assert (out / name).is_file()
+
+
+def test_stale_partial_folders_of_dead_runs_are_removed(tmp_path: Path) -> None:
+    import os
+
+    from personasim.experiments.run_dir import RunDirectory, remove_stale_partials
+
+    final = tmp_path / "run"
+    dead = tmp_path / ".run.partial-999999999"  # no such process
+    alive = tmp_path / f".run.partial-{os.getppid()}"  # the test runner's parent is alive
+    other = tmp_path / ".other.partial-999999999"  # another run's folder
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    assert remove_stale_partials(final) == [dead]
+    assert alive.exists() and other.exists()
+    dead.mkdir()
+    with RunDirectory(final) as partial:
+        assert partial.exists() and not dead.exists()
