@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -91,7 +92,19 @@ def _input_errors() -> Iterator[None]:
         raise typer.Exit(INPUT_ERROR) from None
 
 
+def _quiet_library_warnings() -> None:
+    """Hide warnings that say nothing to a personasim user (the library leaves them alone).
+
+    PyTensor warns that it found no BLAS to link its C code against (it still runs, and
+    nutpie does not use that path), and ArviZ announces API changes with FutureWarnings.
+    """
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS",
+                            category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"arviz(\.|$)")
+
+
 def _setup_logging(verbose: bool) -> None:
+    _quiet_library_warnings()
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(message)s", handlers=[handler], force=True)
