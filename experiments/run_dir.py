@@ -123,9 +123,24 @@ def git_commit(start: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+JSON_DECIMALS = 6
+"""Decimals kept of every float in a run's JSON files (float noise says nothing)."""
+
+
+def rounded(value: Any, decimals: int = JSON_DECIMALS) -> Any:
+    """``value`` with every float inside it (dicts, lists, tuples) rounded to ``decimals``."""
+    if isinstance(value, float):
+        return round(value, decimals)
+    if isinstance(value, dict):
+        return {k: rounded(v, decimals) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, decimals) for v in value]
+    return value
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as indented, key-sorted JSON."""
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    """Write ``payload`` as indented, key-sorted JSON, floats rounded to 6 decimals."""
+    path.write_text(json.dumps(rounded(payload), indent=2, sort_keys=True, default=str) + "\n")
 
 
 def command_line() -> list[str]:

@@ -238,3 +238,23 @@ def test_version() -> None:
 
     result = invoke("--version")
     assert result.exit_code == 0 and metadata.version("personasim") in result.output
+
+
+def test_a_fresh_run_does_not_say_it_resumed(tiny_run: Path) -> None:
+    import json
+
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    for algorithm in manifest["policy_training"]["algorithms"].values():
+        assert "resumed_from" not in algorithm
+    assert manifest["resume"]["reused_stages"] == []
+
+
+def test_run_tables_and_manifest_carry_no_float_noise(tiny_run: Path) -> None:
+    text = (tiny_run / "manifest.json").read_text() + (tiny_run / "evaluation.csv").read_text()
+    assert not re.search(r"\d\.\d{7,}", text)
+
+
+def test_personas_csv_says_how_many_recipients_each_persona_has(tiny_run: Path) -> None:
+    personas = pd.read_csv(tiny_run / "personas.csv")
+    assert personas["size"].notna().all()
+    assert personas["size"].sum() == TINY_CONFIG["population"]["size"]

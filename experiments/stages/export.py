@@ -22,7 +22,7 @@ from personasim.experiments.seeds import evaluation_seeds, stage_seed
 from personasim.experiments.stage import RunContext, Stage
 from personasim.experiments.stages.evaluation import PolicyEvaluation
 from personasim.experiments.stages.inference import InferenceResult
-from personasim.experiments.stages.inputs import Inputs
+from personasim.experiments.stages.inputs import Inputs, persona_sizes
 from personasim.experiments.stages.policy import write_policy_outputs
 from personasim.experiments.stages.training import EnvFactory
 from personasim.outputs.bayes_plots import write_bayes_plots
@@ -56,14 +56,14 @@ def _yaml(items: list[dict[str, Any]]) -> str:
     return yaml.safe_dump(items, sort_keys=False)
 
 
-def persona_table(personas: list[Persona]) -> pd.DataFrame:
+def persona_table(personas: list[Persona], sizes: dict[str, int]) -> pd.DataFrame:
     """One row per persona: id, description, share, size, attributes, trait means."""
     rows = []
     for p in personas:
         traits = p.traits
         row: dict[str, Any] = {
             "persona_id": p.id, "description": p.description, "share": p.share,
-            "size": p.size,
+            "size": sizes.get(p.id, p.size),
             "price_sensitivity_mean": traits.price_sensitivity.mean(),
             "fatigue_rate_mean": traits.fatigue_rate.mean(),
             "susceptibility_mean": traits.susceptibility.mean(),
@@ -86,7 +86,8 @@ def write_inputs(ctx: RunContext, inputs: Inputs, calibrated: list[Persona]) -> 
         _yaml([p.model_dump(mode="json", exclude_none=True) for p in calibrated]))
     files.CAMPAIGNS.path(out).write_text(
         _yaml([c.model_dump(mode="json", by_alias=True) for c in inputs.campaigns]))
-    write_csv(persona_table(inputs.personas), files.PERSONAS_TABLE.path(out))
+    write_csv(persona_table(inputs.personas, persona_sizes(inputs, config.population.size)),
+              files.PERSONAS_TABLE.path(out))
     write_json(files.PROFILES.path(out), inputs.profiles.to_dict())
 
 
@@ -96,8 +97,8 @@ def write_tables(ctx: RunContext, results: RunResults) -> None:
     evaluation = results.evaluation
     save_posterior(results.inference.posterior, out)
     write_csv(results.ab.table, files.AB_RESULTS.path(out))
-    write_csv(evaluation.summary, files.EVALUATION.path(out))
-    write_csv(evaluation.episodes, files.EVALUATION_EPISODES.path(out))
+    write_csv(evaluation.summary.round(4), files.EVALUATION.path(out))
+    write_csv(evaluation.episodes.round(4), files.EVALUATION_EPISODES.path(out))
     write_csv(evaluation.metrics, files.METRICS.path(out))
     write_csv(results.trained.curve, files.LEARNING_CURVE.path(out))
     export_table(results.table, out, files.PRIORITIZATION_STEM, list(ctx.config.output.formats))

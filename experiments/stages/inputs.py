@@ -12,7 +12,7 @@ from personasim.audience.membership import persona_profiles
 from personasim.audience.profiles import PersonaProfiles
 from personasim.audience.synthesis import synthesize_personas
 from personasim.config.campaign import Campaign
-from personasim.config.persona import Persona
+from personasim.config.persona import Persona, cohort_sizes
 from personasim.config.schema import ExperimentConfig
 from personasim.config.sections import EventConfig
 from personasim.core.errors import ConfigError, DataError
@@ -181,3 +181,12 @@ STAGE = Stage("inputs", "Loading personas, campaigns and data", saved=True)
 def run(ctx: RunContext, advance: Advance) -> Inputs:
     """Stage: load the inputs (personas are synthesized with the stage's own seed)."""
     return load_inputs(ctx.config, ctx.source, stage_seed(ctx.config.seed, "synthesis"))
+
+
+def persona_sizes(inputs: Inputs, population: int) -> dict[str, int]:
+    """Recipients per persona: counted in the recipients file, else the simulated cohorts."""
+    if inputs.recipients is not None and PERSONA_ID in inputs.recipients:
+        counts = inputs.recipients[PERSONA_ID].value_counts()
+        return {p.id: int(counts.get(p.id, 0)) for p in inputs.personas}
+    sizes = cohort_sizes(inputs.personas, population)
+    return {p.id: n for p, n in zip(inputs.personas, sizes, strict=True)}

@@ -86,7 +86,7 @@ def write_policy_outputs(
     detail = pd.concat(details, ignore_index=True)
     write_csv(detail, files.CALENDAR_DETAIL.path(out))
     write_csv(calendar_grid(detail[detail["policy"] == primary]), files.CALENDAR.path(out))
-    write_csv(evaluation.runs, files.EVALUATION_RUNS.path(out))
+    write_csv(evaluation.runs.round(4), files.EVALUATION_RUNS.path(out))
     logger.info("deployed policy: %s (calendar.csv)", key)
     if not config.output.plots:
         return

@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 
 from personasim.audience.descriptions import member_facts, roles_for
-from personasim.config.persona import cohort_sizes
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.types import PERSONA_ID, Posterior
@@ -15,7 +14,7 @@ from personasim.evaluation.self_check import SelfCheck
 from personasim.experiments.progress import Advance
 from personasim.experiments.stage import RunContext, Stage
 from personasim.experiments.stages.heldout import HeldOutResult
-from personasim.experiments.stages.inputs import Inputs
+from personasim.experiments.stages.inputs import Inputs, persona_sizes
 from personasim.outputs.report import ReportContext, persona_cards, write_report
 
 STAGE = Stage("report", "Persona report")
@@ -27,14 +26,12 @@ def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
                          checked: SelfCheck | None = None) -> Path:
     """Write ``report.html`` with one card per persona (and the held-out evaluation)."""
     recipients = inputs.recipients
+    sizes = persona_sizes(inputs, config.population.size)
     if recipients is not None and PERSONA_ID in recipients:
-        sizes = recipients[PERSONA_ID].value_counts().to_dict()
         roles = roles_for(recipients.columns)
         facts = {pid: member_facts(rows.drop(columns=[PERSONA_ID]), roles)
                  for pid, rows in recipients.groupby(PERSONA_ID)}
     else:
-        counts = cohort_sizes(inputs.personas, config.population.size)
-        sizes = {p.id: n for p, n in zip(inputs.personas, counts, strict=True)}
         facts = {p.id: {k: str(v) for k, v in p.attributes.items()} for p in inputs.personas}
     outcome = {"visit": "visits", "conversion": "orders", "spend": "orders"}.get(
         config.dataset.outcome if config.dataset else "", "responses")

@@ -48,6 +48,16 @@ class ExperimentConfig(StrictModel):
     prioritization: PrioritizationConfig = Field(default_factory=PrioritizationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
+    def _check_shares(self) -> None:
+        """Shares written in the config sum to 1, unless they are declared relative."""
+        written = [p for p in self.personas if "share" in p.model_fields_set]
+        if not written or self.population.relative_shares:
+            return
+        total = sum(p.share for p in self.personas)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"personas: shares sum to {total:g}, not 1; correct them, or set "
+                             "population.relative_shares: true to rescale them")
+
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
         if self.dataset is not None and (self.personas or self.campaigns
@@ -58,6 +68,7 @@ class ExperimentConfig(StrictModel):
         if not self.campaigns and self.data.campaigns is None and self.dataset is None:
             raise ValueError("give 'campaigns' or 'data.campaigns'")
         _unique([p.id for p in self.personas], "personas", "persona id")
+        self._check_shares()
         _unique([c.id for c in self.campaigns], "campaigns", "campaign id")
         if sum(c.control for c in self.campaigns) > 1:
             raise ValueError("campaigns: at most one campaign may be the control")

@@ -82,6 +82,10 @@ class PopulationConfig(StrictModel):
     """The simulated audience."""
 
     size: int = Field(10_000, ge=1, description="Recipients split over personas by share.")
+    relative_shares: bool = Field(
+        False, description="Read persona shares as relative sizes and rescale them; by "
+        "default shares written in the config must sum to 1.",
+    )
 
 
 class FatigueConfig(StrictModel):

@@ -88,7 +88,9 @@ class TrainedPolicies:
                 name: {
                     "seeds": [r.seed for r in results],
                     "timesteps": [r.timesteps for r in results],
-                    "resumed_from": [r.resumed_from for r in results],
+                    # only a resumed run says where each training run resumed from
+                    **({"resumed_from": [r.resumed_from for r in results]}
+                       if any(r.resumed_from for r in results) else {}),
                     "seconds": [round(r.seconds, 3) for r in results],
                     "hyperparameters": results[0].hyperparameters if results else {},
                 }

@@ -85,3 +85,20 @@ def test_plugin_names_are_plain_strings_checked_later(tiny_config_path: Path) ->
     assert config.simulation.response_model == "my_model"
     field = type(config.output).model_fields["formats"]
     assert field.annotation == list[str] and "Registered" in (field.description or "")
+
+
+def test_written_shares_must_sum_to_one_unless_declared_relative(tmp_path: Path) -> None:
+    import copy
+
+    from conftest import TINY_CONFIG, write_yaml
+
+    from personasim.config.loading import load_config
+    from personasim.core.errors import ConfigError
+
+    payload = copy.deepcopy(TINY_CONFIG)
+    payload["personas"][0]["share"] = 0.5  # 0.5 + 0.4
+    path = write_yaml(tmp_path / "shares.yaml", payload)
+    with pytest.raises(ConfigError, match=r"shares sum to 0\.9, not 1.*relative_shares"):
+        load_config(path)
+    config = load_config(path, ["population.relative_shares=true"])
+    assert [p.share for p in config.personas] == [0.5, 0.4]
