@@ -315,9 +315,10 @@ def render_report(cards: list[PersonaCard], context: ReportContext) -> str:
                      f"<figcaption class=note>{e(caption)}</figcaption></figure>")
     parts.append("<h2>Personas</h2><div class=cards>")
     parts += [_card_html(card) for card in cards]
-    parts.append("</div><p class=note>Intervals on model rates are 90% posterior intervals; "
-                 "held-out rates are observed on customers kept out of training.</p>"
-                 "</body></html>")
+    held_out = ("; held-out rates are observed on customers kept out of training"
+                if context.sim_to_real is not None else "")
+    parts.append("</div><p class=note>Intervals on model rates are 90% posterior intervals"
+                 f"{held_out}.</p></body></html>")
     return "\n".join(parts) + "\n"
 
 

@@ -161,3 +161,13 @@ def test_a_real_looking_persona_reads_well() -> None:
     text = describe_members(women, HILLSTROM_ROLES)
     assert "mostly on womenswear" in text and text.endswith("months ago")
     assert text[0].isupper() and "  " not in text
+
+
+def test_footnote_speaks_of_held_out_rates_only_when_there_are_some() -> None:
+    from personasim.outputs.report import ReportContext, render_report
+
+    plain = render_report([], ReportContext("t", "i"))
+    assert "held-out rates" not in plain and "90% posterior intervals." in plain
+    sim = pd.DataFrame({"inside": [True, False]})
+    assert "held-out rates are observed" in render_report([], ReportContext("t", "i",
+                                                                          sim_to_real=sim))
