@@ -109,9 +109,11 @@ def write_plots(ctx: RunContext, results: RunResults, summary_table: pd.DataFram
     out, config = ctx.out, ctx.config
     curve = results.trained.curve
     plot_response_heatmap(summary_table, files.RESPONSE_HEATMAP.path(out))
+    horizon = config.simulation.horizon
     plot_learning_curve(curve[curve["algorithm"] == config.policy.algorithm],
-                        files.LEARNING_CURVE_PLOT.path(out))
-    plot_policy_comparison(results.evaluation.summary, files.POLICY_COMPARISON.path(out))
+                        files.LEARNING_CURVE_PLOT.path(out), horizon)
+    plot_policy_comparison(results.evaluation.summary, files.POLICY_COMPARISON.path(out),
+                           horizon)
     plot_step_metrics(results.evaluation.metrics.rename(columns={"week": "step"}),
                       files.STEP_METRICS.path(out))
 

@@ -93,4 +93,5 @@ def write_policy_outputs(
     for algorithm in trained.runs:
         curve = trained.curve[trained.curve["algorithm"] == algorithm]
         if algorithm != primary and not curve.empty:
-            plot_learning_curve(curve, files.algorithm_curve(out, algorithm))
+            plot_learning_curve(curve, files.algorithm_curve(out, algorithm),
+                                config.simulation.horizon)

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 logger = logging.getLogger(__name__)
 
 _DPI = 150
+_DOLLARS = FuncFormatter(lambda v, _: f"${v:,.0f}")
 _STYLE = {
     "font.size": 11,
     "axes.titlesize": 13,
@@ -139,7 +140,20 @@ def _seed_band(curve: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return grid, mean, mean - half, mean + half
 
 
-def plot_learning_curve(curve: pd.DataFrame, path: Path) -> Path:
+def _smoothed(x: np.ndarray, y: np.ndarray, points: int = 60
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A rolling mean of a noisy curve with a 95% band, on at most ``points`` windows."""
+    window = max(1, len(y) // points)
+    n = len(y) // window * window
+    blocks = y[:n].reshape(-1, window)
+    mean = blocks.mean(axis=1)
+    half = (_Z95 * blocks.std(axis=1, ddof=1) / np.sqrt(window) if window > 1
+            else np.zeros_like(mean))
+    centres = x[:n].reshape(-1, window).mean(axis=1)
+    return centres, mean, mean - half, mean + half
+
+
+def plot_learning_curve(curve: pd.DataFrame, path: Path, horizon: int | None = None) -> Path:
     """Episode return against training timesteps, with a shaded band.
 
     Parameters
@@ -147,7 +161,10 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path) -> Path:
     curve
         Columns ``timesteps, mean_return``; optional ``ci_low, ci_high`` (band for one run)
         and ``seed``. With several seeds the across-seed mean is drawn with a 95% band
-        (normal approximation) and each seed as a thin line.
+        (normal approximation) and each seed as a thin line; a single long, noisy run is
+        drawn faint, under its smoothed mean with a 95% band.
+    horizon
+        Weeks per episode, for the axis label (returns are dollars per season).
     """
     _require(curve, ["timesteps", "mean_return"], "learning curve")
     seeds = curve["seed"].nunique() if "seed" in curve.columns else 1
@@ -168,25 +185,33 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path) -> Path:
             low = run["ci_low"].to_numpy(dtype=float) if has_ci else None
             high = run["ci_high"].to_numpy(dtype=float) if has_ci else None
             label, band = "mean return", "confidence band"
+            if not has_ci and len(x) > 60:
+                ax.plot(x, y, lw=0.6, alpha=0.3, color="tab:blue", label="each episode")
+                x, y, low, high = _smoothed(x, y)
+                label, band = "smoothed mean", "95% CI of the mean"
         ax.plot(x, y, lw=2.0, color="tab:blue", marker="o" if len(x) <= 30 else None,
                 ms=4, label=label)
         if low is not None and high is not None:
             ax.fill_between(x, low, high, color="tab:blue", alpha=0.2, lw=0, label=band)
         ax.set_xlabel("Training timesteps")
-        ax.set_ylabel("Episode return")
-        ax.set_title("Learning curve (training episodes)")
+        ax.set_ylabel(f"Return (dollars per {_season(horizon)})")
+        ax.yaxis.set_major_formatter(_DOLLARS)
+        ax.set_title("Learning curve: return of the training episodes")
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     return Path(path)
 
 
-def plot_policy_comparison(evaluation: pd.DataFrame, path: Path) -> Path:
+def plot_policy_comparison(evaluation: pd.DataFrame, path: Path,
+                           horizon: int | None = None) -> Path:
     """Mean return per policy with 95% confidence intervals, best on top.
 
     Parameters
     ----------
     evaluation
         Columns ``policy, mean_return, ci_low, ci_high``.
+    horizon
+        Weeks per episode, for the axis label (returns are dollars per season).
     """
     _require(evaluation, ["policy", "mean_return", "ci_low", "ci_high"], "policy comparison")
     table = evaluation.sort_values(["mean_return", "policy"], ascending=[True, True])
@@ -204,15 +229,33 @@ def plot_policy_comparison(evaluation: pd.DataFrame, path: Path) -> Path:
                     capsize=4, lw=1.2, label="mean (95% CI)")
         span = float(np.nanmax(high) - np.nanmin(np.minimum(low, 0)))
         for yi, (m, h) in enumerate(zip(mean, high, strict=True)):
-            ax.text(h + 0.01 * (span or 1.0), yi, f"{m:,.2f}", va="center", fontsize=9)
+            ax.text(h + 0.01 * (span or 1.0), yi, f"${m:,.0f}", va="center", fontsize=9)
         ax.set_yticks(y, names)
         ax.axvline(0.0, color="0.5", lw=0.8)
-        ax.set_xlabel("Mean episode return")
+        ax.set_xlabel(f"Mean return (dollars per {_season(horizon)})")
+        ax.xaxis.set_major_formatter(_DOLLARS)
         ax.set_ylabel("Policy")
-        ax.set_title("Policy comparison (95% CI)")
+        ax.set_title("Policies compared on the same evaluation seasons (95% CI)")
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="lower right")
     return Path(path)
+
+
+STEP_UNITS = {
+    "sends": ("Messages sent", "messages"),
+    "responses": ("Responses", "recipients who responded"),
+    "response_rate": ("Response rate", "share of the audience"),
+    "mean_fatigue": ("Mean fatigue", "logit penalty per recipient"),
+    "spend": ("Spend", "dollars"),
+    "value": ("Value of responses", "dollars"),
+    "reward": ("Reward (value minus spend)", "dollars"),
+    "budget_remaining": ("Budget remaining", "dollars"),
+}
+"""Title and y-axis unit of each weekly metric the simulation collects."""
+
+
+def _season(horizon: int | None) -> str:
+    return f"{horizon}-week season" if horizon else "season"
 
 
 def plot_step_metrics(metrics: pd.DataFrame, path: Path, hue: str | None = None) -> Path:
@@ -253,13 +296,16 @@ def plot_step_metrics(metrics: pd.DataFrame, path: Path, hue: str | None = None)
                     half = _Z95 * stats["std"].fillna(0) / np.sqrt(stats["count"])
                     ax.fill_between(x, stats["mean"] - half, stats["mean"] + half,
                                     color=line.get_color(), alpha=0.2, lw=0)
-            ax.set_title(name.replace("_", " ").capitalize())
-            ax.set_xlabel("Step")
-            ax.set_ylabel(name)
+            title, unit = STEP_UNITS.get(name, (name.replace("_", " ").capitalize(), name))
+            ax.set_title(title)
+            ax.set_xlabel("Week")
+            ax.set_ylabel(unit)
+            if unit == "dollars":
+                ax.yaxis.set_major_formatter(_DOLLARS)
             ax.grid(alpha=0.3)
         for ax in axes[len(names):]:
             ax.set_visible(False)
         if hue is not None:
             axes[0].legend(title=hue, loc="best")
-        fig.suptitle("Per-step metrics")
+        fig.suptitle("The deployed policy, week by week (one evaluation season)")
     return Path(path)
