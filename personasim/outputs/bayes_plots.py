@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from personasim.core import run_layout as files
 from personasim.core.csv_files import write_csv
@@ -125,23 +126,34 @@ def plot_waves(table: pd.DataFrame, path: Path) -> Path:
     with _figure(path, (11.0, 4.5)) as fig:
         left, right = fig.subplots(1, 2)
         cells = table.groupby(["persona_id", "campaign_id"], sort=False)
+        personas = list(dict.fromkeys(table["persona_id"]))
+        campaigns = list(dict.fromkeys(table["campaign_id"]))
+        colors = {p: f"C{i % 10}" for i, p in enumerate(personas)}
+        markers = {c: "osD^vP*Xh<>"[i % 11] for i, c in enumerate(campaigns)}
         offsets = np.linspace(-0.25, 0.25, max(cells.ngroups, 1))
-        for offset, (_, cell) in zip(offsets, cells, strict=False):
+        for offset, ((persona, campaign), cell) in zip(offsets, cells, strict=False):
             cell = cell.sort_values("wave")
             x = cell["wave"].to_numpy() + offset
             err = (cell["mean"] - cell["truth"]).to_numpy()
             left.errorbar(x, err, yerr=[err - (cell["p_low"] - cell["truth"]).to_numpy(),
                                         (cell["p_high"] - cell["truth"]).to_numpy() - err],
-                          fmt="o-", ms=3, lw=0.8, alpha=0.7, capsize=0)
+                          fmt=markers[campaign] + "-", ms=4, lw=0.8, alpha=0.7, capsize=0,
+                          color=colors[persona])
         left.axhline(0.0, color="black", lw=1)
         left.set_xticks(waves)
         left.set_xlabel("A/B wave")
-        left.set_ylabel("estimate − truth (90% interval)")
+        left.set_ylabel("estimate − true response rate (90% interval)")
         left.set_title("Each persona × campaign cell")
+        handles = [Line2D([], [], color=colors[p], lw=2, label=p) for p in personas]
+        handles += [Line2D([], [], color="0.4", marker=markers[c], ls="", label=c)
+                    for c in campaigns]
+        left.legend(handles=handles, fontsize=7, ncol=2, loc="lower right",
+                    title="persona (colour), campaign (marker)", title_fontsize=7)
         right.plot(per_wave.index, per_wave["rmse"], "o-", label="RMSE to truth")
         right.plot(per_wave.index, per_wave["width"], "s--", label="mean 90% interval width")
         right.set_xticks(waves)
         right.set_xlabel("A/B wave (cumulative exposures below)")
+        right.set_ylabel("response rate (share of recipients)")
         right.set_title("Convergence on the simulation's truth")
         right.set_ylim(bottom=0)
         for wave, row in per_wave.iterrows():
