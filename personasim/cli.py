@@ -229,12 +229,11 @@ def validate(
     _setup_logging(False)
     with _input_errors():
         from personasim.config.loading import load_config
-        from personasim.experiments.preflight import check_registered_names
         from personasim.experiments.stages.inputs import load_inputs
 
         experiment = load_config(config, list(set_ or []))
-        check_registered_names(experiment, str(config))
-        inputs = load_inputs(experiment, str(config), experiment.seed)
+        inputs = load_inputs(  # its preflight checks every plug-in name first
+            experiment, str(config), experiment.seed)
     stdout.print(
         f"[green]OK[/] {config}: {len(inputs.personas)} personas, "
         f"{len(inputs.campaigns)} campaigns"
