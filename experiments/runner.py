@@ -3,7 +3,7 @@
 Stages, in order (each a module of :mod:`personasim.experiments.stages` with a typed input
 and output): inputs -> A/B test -> Bayesian update -> training on the simulation
 re-parameterized from the posterior -> evaluation against baselines -> prioritization ->
-export -> held-out evaluation (when customers were held out) -> report -> manifest.
+plan -> export -> held-out evaluation (when customers were held out) -> report -> manifest.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from personasim.experiments.stages import (
     inference,
     inputs,
     manifest,
+    plan,
     ranking,
     report,
     self_check,
@@ -50,6 +51,7 @@ class RunSummary:
     prioritization: pd.DataFrame
     evaluation: pd.DataFrame
     manifest: dict[str, Any]
+    plan: pd.DataFrame
 
 
 class StageSequencer:
@@ -102,19 +104,21 @@ def run_experiment(
         trained = step(training.STAGE, training.run, make_env)
         evaluated = step(evaluation.STAGE, evaluation.run, make_env, ab, trained)
         ranked = step(ranking.STAGE, ranking.run, loaded, bayes.posterior)
-        results = export.RunResults(loaded, ab, bayes, trained, evaluated, ranked.table,
+        planned = step(plan.STAGE, plan.run, loaded, bayes, ranked, make_env, evaluated,
+                       trained)
+        results = export.RunResults(loaded, ab, bayes, trained, evaluated, planned.table,
                                     make_env)
         bayes_manifest = step(export.STAGE, export.run, results)
         held_out = None
         if loaded.holdout is not None:
-            held_out = step(heldout.STAGE, heldout.run, loaded, bayes.posterior, ranked.table)
-        step(report.STAGE, report.run, loaded, bayes.posterior, ranked.table, held_out, checked)
+            held_out = step(heldout.STAGE, heldout.run, loaded, bayes.posterior, planned.table)
+        step(report.STAGE, report.run, loaded, bayes.posterior, planned, held_out, checked)
         timing = {"stage_seconds": session.stage_seconds(timer.seconds),
                   "wall_seconds": round(time.perf_counter() - started, 3)}
         content = manifest.build_manifest(ctx, results, ranked, bayes_manifest, held_out,
-                                          checked, timing, session.summary())
+                                          checked, timing, session.summary(), planned)
         manifest.write_manifest(ctx, content)
-    return RunSummary(run_dir, ranked.table, evaluated.summary, content)
+    return RunSummary(run_dir, planned.table, evaluated.summary, content, planned.plan)
 
 
 def resume_experiment(run_dir: Path, *, reporter: Reporter | None = None,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -184,9 +184,18 @@ def run(
     stdout.print(table)
     for warning in summary.manifest.get("diagnostics", {}).get("warnings", []):
         console.print(f"[bold yellow]warning:[/] Bayesian update: {warning}", highlight=False)
-    sends = int((summary.prioritization["action"] == "send").sum())
-    stdout.print(f"Ranked {summary.manifest['rows']['recipients']:,} recipients "
-                    f"({sends:,} send decisions). Run directory: [bold]{summary.run_dir}[/]")
+    stdout.print(f"{plan_line(summary.manifest['plan'])} Run directory: "
+                 f"[bold]{summary.run_dir}[/]")
+
+
+def plan_line(plan: dict[str, Any]) -> str:
+    """The closing line's count of what the plan sends: messages, people and dollars."""
+    budget = plan.get("budget")
+    of = f" of the ${budget:,.2f} budget" if budget is not None else ""
+    weeks = len(plan.get("messages_per_week", {}))
+    return (f"Planned {plan['messages']:,} messages to {plan['recipients_messaged']:,} of "
+            f"{plan['recipients']:,} recipients over {weeks} week{'s' if weeks != 1 else ''}, "
+            f"${plan['spend']:,.2f}{of} ({plan['holdout']:,} held out to measure lift).")
 
 
 @app.command()
@@ -202,6 +211,30 @@ def rank(
 
         table = rank_recipients(run_dir, recipients, out)
     stdout.print(f"Wrote {len(table):,} rows to [bold]{out}[/]")
+
+
+@app.command()
+def plan(
+    run_dir: Annotated[Path, typer.Option("--run", help="A finished run directory.")],
+    recipients: Annotated[Path, typer.Option(help="Recipients file (CSV or Parquet).")],
+    out: Annotated[Path, typer.Option(help="Output plan (.csv or .parquet); the held-out "
+                                      "recipients go beside it as <name>_holdout.csv.")],
+    budget: Annotated[float | None, typer.Option(
+        help="Budget in dollars (default: the run's plan.budget, else simulation.budget).")]
+    = None,
+) -> None:
+    """Plan the messages for a new audience or budget with a finished run (no retraining).
+
+    The run's posterior scores the recipients; the plan is allocated under the run's
+    ``plan:`` constraints, its fatigue and its events, week by week.
+    """
+    _setup_logging(False)
+    with _input_errors():
+        from personasim.experiments.replan import holdout_path, replan
+
+        result = replan(run_dir, recipients, out, budget)
+    stdout.print(f"{plan_line(result.summary)} Wrote [bold]{out}[/] and "
+                 f"[bold]{holdout_path(out)}[/].")
 
 
 def _prior_run(path: Path) -> Path:

@@ -14,6 +14,8 @@ from conftest import TINY_CONFIG, one_line_error, write_yaml
 from typer.testing import CliRunner
 
 from personasim.cli import app
+from personasim.experiments.run_check import disagreements
+from personasim.ranking.plan_table import PLAN_FILE_COLUMNS, PLANNED_TABLE_COLUMNS
 from personasim.ranking.prioritization import PRIORITY_COLUMNS
 
 runner = CliRunner()
@@ -21,7 +23,8 @@ TINY_RUN_FILES = (
     "config.yaml", "manifest.json", "personas.csv", "personas_posterior.yaml", "posterior.npz",
     "policy.zip", "evaluation.csv", "metrics.csv", "learning_curve.csv", "prioritization.csv",
     "prioritization.parquet", "response_heatmap.png", "learning_curve.png",
-    "policy_comparison.png",
+    "policy_comparison.png", "plan.csv", "plan.parquet", "holdout.csv", "calendar.csv",
+    "plan_evaluation.csv", "plan.png", "plan_evaluation.png",
 )
 
 
@@ -33,8 +36,10 @@ def test_run_writes_a_complete_directory(tiny_run: Path) -> None:
     for name in TINY_RUN_FILES:
         assert (tiny_run / name).is_file(), name
     table = pd.read_csv(tiny_run / "prioritization.csv")
-    assert tuple(table.columns) == PRIORITY_COLUMNS
+    assert tuple(table.columns) == PLANNED_TABLE_COLUMNS
     assert len(table) == 600 * 2  # every recipient x every non-control campaign
+    assert tuple(pd.read_csv(tiny_run / "plan.csv").columns) == PLAN_FILE_COLUMNS
+    assert disagreements(tiny_run) == []
     evaluation = pd.read_csv(tiny_run / "evaluation.csv")
     assert set(evaluation["policy"]) == {"random", "ab_winner", "thompson", "ppo"}
     assert (evaluation["ci_low"] <= evaluation["mean_return"]).all()

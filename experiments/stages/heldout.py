@@ -69,13 +69,22 @@ def _outcome(config: ExperimentConfig, value: float) -> tuple[str, float, bool]:
 
 def _table_policy(table: pd.DataFrame, ids: np.ndarray, campaign_ids: tuple[str, ...],
                   control: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The table as a policy on ``ids``: chosen arm, rank-1 arm and its priority."""
+    """The table as a policy on ``ids``: chosen arm, rank-1 arm and its priority.
+
+    The chosen arm is the campaign of the customer's first planned message (the table's
+    ``send`` row with the earliest ``week``), or the control when the plan sends nothing.
+    """
     top = table[table["rank"] == 1].set_index(RECIPIENT_ID).reindex(ids)
     if top[CAMPAIGN_ID].isna().any():
         raise ValueError("the prioritization table lacks some held-out customers")
     index = {c: k for k, c in enumerate(campaign_ids)}
     rank1 = top[CAMPAIGN_ID].map(index).to_numpy(np.int64)
-    chosen = np.where(top["action"].to_numpy() == "send", rank1, control)
+    sends = table[table["action"] == "send"]
+    if "week" in sends:
+        sends = sends.sort_values(["week", "rank"], kind="stable")
+    first = sends.drop_duplicates(RECIPIENT_ID).set_index(RECIPIENT_ID)[CAMPAIGN_ID]
+    planned = first.reindex(ids).map(index)
+    chosen = np.where(planned.notna(), planned.fillna(control), control).astype(np.int64)
     return chosen, rank1, top["priority"].to_numpy(np.float64)
 
 

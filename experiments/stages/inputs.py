@@ -20,7 +20,7 @@ from personasim.core.types import CONSENT, PERSONA_ID, RECIPIENT_ID
 from personasim.data.ab_results import load_ab_counts, load_ab_results
 from personasim.data.campaigns import load_campaigns
 from personasim.data.events import load_events
-from personasim.data.recipients import load_recipients
+from personasim.data.recipients import check_channel_consent, load_recipients
 from personasim.experiments.preflight import preflight
 from personasim.experiments.progress import Advance
 from personasim.experiments.seeds import stage_seed
@@ -99,6 +99,8 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
 
     recipients = (load_recipients(data.recipients, data.max_levels) if data.recipients
                   else None)
+    if recipients is not None:
+        check_channel_consent(recipients, campaigns, str(data.recipients))
     ab_table = None
     if data.ab_results is not None:
         known = set(recipients[RECIPIENT_ID]) if recipients is not None else None

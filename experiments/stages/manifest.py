@@ -12,6 +12,7 @@ from personasim.experiments.run_dir import command_line, git_commit, package_ver
 from personasim.experiments.stage import RunContext
 from personasim.experiments.stages.export import RunResults
 from personasim.experiments.stages.heldout import HeldOutResult
+from personasim.experiments.stages.plan import PlanResult
 from personasim.experiments.stages.ranking import Ranking
 
 
@@ -28,7 +29,7 @@ def diagnostics(posterior: Posterior) -> dict[str, Any]:
 def build_manifest(ctx: RunContext, results: RunResults, ranking: Ranking,
                    bayes: dict[str, Any], heldout: HeldOutResult | None,
                    checked: SelfCheck | None, timing: dict[str, Any],
-                   resume: dict[str, Any]) -> dict[str, Any]:
+                   resume: dict[str, Any], planned: PlanResult) -> dict[str, Any]:
     """The manifest's content; ``timing`` holds ``stage_seconds`` and ``wall_seconds``."""
     config = ctx.config
     manifest = {
@@ -44,10 +45,14 @@ def build_manifest(ctx: RunContext, results: RunResults, ranking: Ranking,
         "ab_test": {"source": results.ab.source,
                     "exposures": int(results.ab.counts.exposures.sum())},
         "rows": {"prioritization": len(ranking.table),
-                 "recipients": len(ranking.audience.recipients)},
+                 "recipients": len(ranking.audience.recipients),
+                 "plan": len(planned.plan)},
+        "plan": planned.summary,
         "policy_training": results.trained.manifest(),
         "resume": resume,
     }
+    if planned.evaluation is not None:
+        manifest["plan"]["evaluation"] = planned.evaluation.to_dict(orient="records")
     if heldout is not None:
         manifest["heldout"] = heldout.summary
     if checked is not None:

@@ -4,7 +4,7 @@ Training is :func:`personasim.policies.comparison.train_all` and evaluation
 :mod:`personasim.experiments.stages.evaluation`; this module builds the baselines, picks the
 deployed run and writes what a campaign team and a reviewer read:
 ``policy.zip`` (the deployed model: the primary algorithm's best run on the validation
-seeds), ``calendar.csv`` and ``calendar_detail.csv``, ``evaluation_runs.csv`` and one
+seeds), ``policy_calendar.csv`` and ``calendar_detail.csv``, ``evaluation_runs.csv`` and one
 learning-curve plot per extra algorithm.
 """
 
@@ -68,7 +68,7 @@ def write_policy_outputs(
 ) -> None:
     """Write ``policy.zip``, the calendars, ``evaluation_runs.csv`` and extra curve plots.
 
-    ``calendar.csv`` is the deployed policy's grid (personas x weeks, campaign ids);
+    ``policy_calendar.csv`` is the deployed policy's grid (personas x weeks, campaign ids);
     ``calendar_detail.csv`` holds the calendars of the baselines and of every algorithm's
     selected run, with agreement, recipients, spend and events.
     """
@@ -85,9 +85,9 @@ def write_policy_outputs(
         details.append(campaign_calendar(env_factory, deployed, seeds, algorithm))
     detail = pd.concat(details, ignore_index=True)
     write_csv(detail, files.CALENDAR_DETAIL.path(out))
-    write_csv(calendar_grid(detail[detail["policy"] == primary]), files.CALENDAR.path(out))
+    write_csv(calendar_grid(detail[detail["policy"] == primary]), files.POLICY_CALENDAR.path(out))
     write_csv(evaluation.runs.round(4), files.EVALUATION_RUNS.path(out))
-    logger.info("deployed policy: %s (calendar.csv)", key)
+    logger.info("deployed policy: %s (policy_calendar.csv)", key)
     if not config.output.plots:
         return
     for algorithm in trained.runs:

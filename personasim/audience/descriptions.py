@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.config.persona import Persona
-from personasim.core.types import CONSENT, PERSONA_ID, RECIPIENT_ID
+from personasim.core.types import CONSENT, PERSONA_ID, RECIPIENT_ID, is_consent_column
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,8 @@ def member_facts(members: pd.DataFrame, roles: AttributeRoles | None = None) -> 
         used = set(roles.columns)
     skip = {RECIPIENT_ID, CONSENT, PERSONA_ID, *used}
     for column in members.columns:
-        if column in skip or (roles is not None and column.startswith("log_")):
+        if column in skip or is_consent_column(column) or (
+                roles is not None and column.startswith("log_")):
             continue
         values = members[column]
         if _is_flag(values):

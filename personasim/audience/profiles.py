@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.core.errors import DataError
-from personasim.core.types import CONSENT, PERSONA_ID, RECIPIENT_ID
+from personasim.core.types import CONSENT, PERSONA_ID, RECIPIENT_ID, is_consent_column
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ _PROFILE_KEYS = ("features", "means", "stds", "levels", "persona_ids")
 
 def default_features(recipients: pd.DataFrame) -> list[str]:
     """Return every column except ``recipient_id``, ``consent`` and ``persona_id``."""
-    return [str(c) for c in recipients.columns if c not in _NON_FEATURES]
+    return [str(c) for c in recipients.columns if c not in _NON_FEATURES
+            and not is_consent_column(c)]
 
 
 def is_numeric(series: pd.Series) -> bool:

@@ -33,7 +33,15 @@ from personasim.bayes.cells import ModelInputs
 from personasim.bayes.design import Design
 from personasim.bayes.priors import PriorGrid
 from personasim.core.errors import DataError
-from personasim.core.types import CAMPAIGN_ID, CONSENT, OUTCOME, PERSONA_ID, RECIPIENT_ID, Posterior
+from personasim.core.types import (
+    CAMPAIGN_ID,
+    CONSENT,
+    OUTCOME,
+    PERSONA_ID,
+    RECIPIENT_ID,
+    Posterior,
+    is_consent_column,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +128,7 @@ def candidate_columns(frame: pd.DataFrame) -> list[str]:
     """Numeric or boolean attribute columns that vary."""
     names = []
     for column in frame.columns:
-        if column in _NOT_COVARIATES:
+        if column in _NOT_COVARIATES or is_consent_column(column):
             continue
         series = frame[column]
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):

@@ -44,6 +44,7 @@ from personasim.core.types import (
     PERSONA_ID,
     RECIPIENT_ID,
     Diagnostics,
+    is_consent_column,
 )
 
 logger = logging.getLogger(__name__)
@@ -257,7 +258,8 @@ def attribute_columns(recipients: pd.DataFrame, requested: list[str] | str | Non
     if requested is None:
         return []
     if requested == "auto":
-        return [str(c) for c in recipients.columns if c not in ATTRIBUTE_EXCLUDED]
+        return [str(c) for c in recipients.columns if c not in ATTRIBUTE_EXCLUDED
+                and not is_consent_column(c)]
     missing = [c for c in requested if c not in recipients.columns]
     if missing:
         raise DataError("recipients", f"column {missing[0]!r}",

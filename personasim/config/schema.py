@@ -18,6 +18,7 @@ from personasim.config.sections import (
     DynamicsConfig,
     InferenceConfig,
     OutputConfig,
+    PlanConfig,
     PolicyConfig,
     PopulationConfig,
     PrioritizationConfig,
@@ -46,6 +47,7 @@ class ExperimentConfig(StrictModel):
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     prioritization: PrioritizationConfig = Field(default_factory=PrioritizationConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     def _check_shares(self) -> None:
@@ -57,6 +59,11 @@ class ExperimentConfig(StrictModel):
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"personas: shares sum to {total:g}, not 1; correct them, or set "
                              "population.relative_shares: true to rescale them")
+
+    def _check_plan(self, campaigns: set[str]) -> None:
+        error = _plan_errors(self.plan, campaigns, self.simulation.horizon)
+        if error:
+            raise ValueError(error)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
@@ -91,6 +98,7 @@ class ExperimentConfig(StrictModel):
                             f"personas.{i}.traits.propensity: no entry for channel "
                             f"{c.channel!r} (campaign {c.id!r}) and no 'default'"
                         ) from None
+        self._check_plan(known)
         persona_ids = {p.id for p in self.personas}
         for i, event in enumerate(self.dynamics.events):
             for pid in event.personas or []:
@@ -100,6 +108,18 @@ class ExperimentConfig(StrictModel):
                         f"{did_you_mean(pid, persona_ids)}"
                     )
         return self
+
+
+def _plan_errors(plan: PlanConfig, campaigns: set[str], horizon: int) -> str | None:
+    """The first inconsistency of the plan section with the campaigns and the horizon."""
+    for cid in plan.capacity:
+        if campaigns and cid not in campaigns:
+            return (f"plan.capacity: campaign {cid!r} is not defined"
+                    f"{did_you_mean(cid, campaigns)}")
+    late = [w for w in plan.quiet_weeks if w > horizon]
+    if late:
+        return f"plan.quiet_weeks: week {late[0]} is after the horizon ({horizon} weeks)"
+    return None
 
 
 def _unique(values: list[str], where: str, what: str) -> None:

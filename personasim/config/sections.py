@@ -312,6 +312,12 @@ class PlanConfig(StrictModel):
     holdout_fraction: float = Field(
         0.05, ge=0, lt=1, description="Seeded share of recipients who never get a message."
     )
+    pacing: Literal["auto", "value", "policy"] = Field(
+        "auto", description="Who sets how many messages go out each week: 'value' (a dual price "
+        "on the budget over recipient-level values), 'policy' (the trained policy's calendar "
+        "per persona and week; recipient-level values pick who), 'auto' (the one that earns "
+        "more in the simulation on the validation seeds; 'value' in data mode).",
+    )
 
     @model_validator(mode="after")
     def _per_week_within_horizon(self) -> PlanConfig:

@@ -30,7 +30,8 @@ class RunFile:
     when
         When it is written: ``always``, ``plots`` (``output.plots`` on), ``csv``/``parquet``
         (that output format chosen), ``held-out`` (data with a held-out part),
-        ``per-recipient A/B`` (data mode), ``waves`` (simulated A/B waves), ``resumable``
+        ``per-recipient A/B`` (data mode), ``simulation`` (the audience is simulated),
+        ``waves`` (simulated A/B waves), ``resumable``
         (only while a run can still be resumed).
     """
 
@@ -79,7 +80,10 @@ LEARNING_CURVE_PLOT = RunFile("learning_curve.png", "png", "export",
 ALGORITHM_CURVE_PLOT = RunFile("learning_curve_<algorithm>.png", "png", "export",
                                "each further algorithm's learning curve", "plots")
 TENSORBOARD = RunFile("tensorboard", "folder", "training", "SB3 logs per training run")
-CALENDAR = RunFile("calendar.csv", "csv", "export", "the deployed policy as persona x week")
+CALENDAR = RunFile("calendar.csv", "csv", "plan",
+                   "the plan per persona x week x campaign: messages, share, spend")
+POLICY_CALENDAR = RunFile("policy_calendar.csv", "csv", "export",
+                          "the deployed policy's own calendar, persona x week")
 CALENDAR_DETAIL = RunFile("calendar_detail.csv", "csv", "export",
                           "every policy's calendar, one row per persona x week")
 EVALUATION = RunFile("evaluation.csv", "csv", "export",
@@ -92,6 +96,16 @@ METRICS = RunFile("metrics.csv", "csv", "export", "per-week metrics of the deplo
 PRIORITIZATION_CSV = RunFile("prioritization.csv", "csv", "export", "the ranking", "csv")
 PRIORITIZATION_PARQUET = RunFile("prioritization.parquet", "parquet", "export", "the ranking",
                                  "parquet")
+PLAN_CSV = RunFile("plan.csv", "csv", "plan",
+                   "the message plan: one row per message, with its week and reason")
+PLAN_PARQUET = RunFile("plan.parquet", "parquet", "plan", "the same as Parquet")
+HOLDOUT = RunFile("holdout.csv", "csv", "plan", "recipients the plan never messages")
+PLAN_PLOT = RunFile("plan.png", "png", "plan", "messages and spend per week and campaign",
+                    "plots")
+PLAN_EVALUATION = RunFile("plan_evaluation.csv", "csv", "plan",
+                          "the plan against the alternatives in the simulation", "simulation")
+PLAN_EVALUATION_PLOT = RunFile("plan_evaluation.png", "png", "plan",
+                               "the same as a plot", "simulation")
 RESPONSE_HEATMAP = RunFile("response_heatmap.png", "png", "export",
                            "posterior response rate per persona x campaign", "plots")
 POLICY_COMPARISON = RunFile("policy_comparison.png", "png", "export",
@@ -118,8 +132,9 @@ RUN_FILES: tuple[RunFile, ...] = (
     CONFIG, MANIFEST, PERSONAS, PERSONAS_TABLE, PERSONAS_POSTERIOR, CAMPAIGNS, PROFILES,
     POSTERIOR, POSTERIOR_SUMMARY, POSTERIOR_DIAGNOSTICS, AB_RESULTS, PPC, PPC_PLOT, AB_WAVES,
     AB_WAVES_PLOT, POLICY, POLICIES, LEARNING_CURVE, LEARNING_CURVE_PLOT, ALGORITHM_CURVE_PLOT,
-    TENSORBOARD, CALENDAR, CALENDAR_DETAIL, EVALUATION, EVALUATION_EPISODES, EVALUATION_RUNS,
-    METRICS, PRIORITIZATION_CSV, PRIORITIZATION_PARQUET, RESPONSE_HEATMAP, POLICY_COMPARISON,
+    TENSORBOARD, POLICY_CALENDAR, CALENDAR_DETAIL, EVALUATION, EVALUATION_EPISODES, EVALUATION_RUNS,
+    METRICS, PRIORITIZATION_CSV, PRIORITIZATION_PARQUET, PLAN_CSV, PLAN_PARQUET, HOLDOUT,
+    CALENDAR, PLAN_PLOT, PLAN_EVALUATION, PLAN_EVALUATION_PLOT, RESPONSE_HEATMAP, POLICY_COMPARISON,
     STEP_METRICS, SELF_CHECK, OFFLINE_EVALUATION, QINI, QINI_PLOT, SIM_TO_REAL,
     SIM_TO_REAL_PLOT, REPORT, PERSONA_CARD, CHECKPOINTS,
 )

@@ -18,6 +18,11 @@ NO_SEND_ID = "no_send"
 """How :data:`NO_SEND` is written where tables hold campaign ids (calendars)."""
 
 
+
+def is_consent_column(name: object) -> bool:
+    """Whether a recipients column is consent (``consent``, ``consent_<channel>``)."""
+    return isinstance(name, str) and (name == CONSENT or name.startswith(CONSENT + "_"))
+
 @dataclass(frozen=True)
 class Audience:
     """The recipients to rank, with their persona membership.

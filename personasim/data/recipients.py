@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from personasim.config.campaign import Campaign
 from personasim.core.errors import DataError
-from personasim.core.types import (
-    CONSENT,
-    RECIPIENT_ID,
-)
+from personasim.core.types import CONSENT, RECIPIENT_ID, is_consent_column
 from personasim.data.tables import (
     column_name,
     id_column,
@@ -58,7 +57,10 @@ def load_recipients(path: Path | str, max_levels: int | None = MAX_LEVELS) -> pd
         df[CONSENT] = parse_bool(df[CONSENT], source, CONSENT)
     else:
         df[CONSENT] = True
-    attributes = [c for c in df.columns if c not in (RECIPIENT_ID, CONSENT)]
+    channel_consent = [c for c in df.columns if is_consent_column(c) and c != CONSENT]
+    for column in channel_consent:
+        df[column] = parse_bool(df[column], source, column)
+    attributes = [c for c in df.columns if c not in (RECIPIENT_ID, CONSENT, *channel_consent)]
     if attributes:
         missing = df[attributes].isna().to_numpy()
         if missing.any():
@@ -67,7 +69,26 @@ def load_recipients(path: Path | str, max_levels: int | None = MAX_LEVELS) -> pd
         for column in attributes:
             check_attribute(df[column], source, column, max_levels)
     logger.info("loaded %d recipients with %d attributes from %s", len(df), len(attributes), path)
-    return df[[RECIPIENT_ID, CONSENT, *attributes]]
+    return df[[RECIPIENT_ID, CONSENT, *channel_consent, *attributes]]
+
+
+def check_channel_consent(recipients: pd.DataFrame, campaigns: Sequence[Campaign],
+                          source: str) -> None:
+    """Refuse a ``consent_<channel>`` column for a channel that no campaign uses.
+
+    Raises
+    ------
+    DataError
+        Naming the column and the channels the campaigns use.
+    """
+    channels = sorted({c.channel for c in campaigns if not c.control})
+    for column in recipients.columns:
+        if is_consent_column(column) and column != CONSENT:
+            channel = column.removeprefix(CONSENT + "_")
+            if channel not in channels:
+                raise DataError(source, column_name(column),
+                                f"consent for channel {channel!r}, which no campaign uses "
+                                f"(channels: {', '.join(channels)})")
 
 
 

@@ -203,7 +203,10 @@ def plot_learning_curve(curve: pd.DataFrame, path: Path, horizon: int | None = N
 
 
 def plot_policy_comparison(evaluation: pd.DataFrame, path: Path,
-                           horizon: int | None = None) -> Path:
+                           horizon: int | None = None,
+                           title: str = "Policies compared on the same evaluation seasons "
+                                        "(95% CI)",
+                           ylabel: str = "Policy", highlight: str | None = None) -> Path:
     """Mean return per policy with 95% confidence intervals, best on top.
 
     Parameters
@@ -212,6 +215,10 @@ def plot_policy_comparison(evaluation: pd.DataFrame, path: Path,
         Columns ``policy, mean_return, ci_low, ci_high``.
     horizon
         Weeks per episode, for the axis label (returns are dollars per season).
+    title, ylabel
+        The figure's title and the label of the axis of names.
+    highlight
+        The name drawn in colour (default: the best).
     """
     _require(evaluation, ["policy", "mean_return", "ci_low", "ci_high"], "policy comparison")
     table = evaluation.sort_values(["mean_return", "policy"], ascending=[True, True])
@@ -223,7 +230,8 @@ def plot_policy_comparison(evaluation: pd.DataFrame, path: Path,
     y = np.arange(len(names))
     with _figure(path, (7.5, max(3.0, 0.6 * len(names) + 1.6))) as fig:
         ax = fig.add_subplot()
-        colors = ["tab:gray"] * (len(names) - 1) + ["tab:green"]
+        chosen = highlight if highlight in names else names[-1]
+        colors = ["tab:green" if name == chosen else "tab:gray" for name in names]
         ax.barh(y, mean, color=colors, alpha=0.35, height=0.6)
         ax.errorbar(mean, y, xerr=errors, fmt="o", color="black", ecolor="black",
                     capsize=4, lw=1.2, label="mean (95% CI)")
@@ -234,8 +242,8 @@ def plot_policy_comparison(evaluation: pd.DataFrame, path: Path,
         ax.axvline(0.0, color="0.5", lw=0.8)
         ax.set_xlabel(f"Mean return (dollars per {_season(horizon)})")
         ax.xaxis.set_major_formatter(_DOLLARS)
-        ax.set_ylabel("Policy")
-        ax.set_title("Policies compared on the same evaluation seasons (95% CI)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="lower right")
     return Path(path)

@@ -21,7 +21,7 @@ import pandas as pd
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
 from personasim.core import run_layout as files
-from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, Posterior
+from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, Posterior
 from personasim.outputs.evaluation_plots import plot_persona_response
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,8 @@ class ReportContext:
     self_check
         The posterior's ranking against a T-learner on held-out A/B rows
         (``self_check.csv``), or ``None``.
+    plan_html
+        The plan's section (:func:`personasim.outputs.plan_report.plan_section`), or ``None``.
     """
 
     title: str
@@ -91,6 +93,7 @@ class ReportContext:
     figures: Sequence[tuple[str, str]] = field(default_factory=tuple)
     labels: Mapping[str, str] = field(default_factory=dict)
     self_check: pd.DataFrame | None = None
+    plan_html: str | None = None
 
 
 def _label(campaign: Campaign) -> str:
@@ -99,14 +102,15 @@ def _label(campaign: Campaign) -> str:
 
 def persona_cards(personas: list[Persona], posterior: Posterior, campaigns: list[Campaign],
                   sizes: Mapping[str, int], facts: Mapping[str, Mapping[str, str]],
-                  table: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
+                  plan: pd.DataFrame | None = None, observed: pd.DataFrame | None = None,
                   outcome: str = "responses", level: float = 0.9) -> list[PersonaCard]:
-    """Build one card per persona from the posterior and the prioritization table.
+    """Build one card per persona from the posterior and the plan.
 
-    The recommended action maximizes the posterior mean of ``(P(response | arm) -
-    P(response | control)) * value - cost`` (``P * value - cost`` without a control); the
-    card also says how often that gain is positive across posterior draws, and which share
-    of the persona's customers the prioritization table e-mails.
+    With a plan, the card's action is the plan's: what it sends this persona's customers,
+    how many and at what cost. The evidence under it is the posterior's best arm for the
+    persona as a whole: ``(P(response | arm) - P(response | control)) * value - cost``
+    (``P * value - cost`` without a control) and how often that gain is positive across
+    posterior draws. Without a plan the action is that best arm.
     """
     column = {cid: k for k, cid in enumerate(posterior.campaign_ids)}
     row = {pid: j for j, pid in enumerate(posterior.persona_ids)}
@@ -114,7 +118,6 @@ def persona_cards(personas: list[Persona], posterior: Posterior, campaigns: list
     sendable = [c for c in campaigns if not c.control and c.id in column]
     low_q, high_q = (1 - level) / 2, 1 - (1 - level) / 2
     total = max(sum(sizes.values()), 1)
-    top = table[table["rank"] == 1] if table is not None and "rank" in table else None
     cards = []
     for persona in personas:
         j = row.get(persona.id)
@@ -135,9 +138,11 @@ def persona_cards(personas: list[Persona], posterior: Posterior, campaigns: list
                 arms[name] = arms[CAMPAIGN_ID].map(mine[name]) if name in mine else np.nan
         gains = {c.id: (draws[:, column[c.id]] - base) * c.value - c.cost for c in sendable}
         send, action, detail = _recommend(sendable, gains, draws, column, base, outcome, level)
-        if top is not None:
-            detail += " " + _table_share(top[top[PERSONA_ID] == persona.id], campaigns)
         size = int(sizes.get(persona.id, 0))
+        if plan is not None:
+            send, action, planned = _plan_share(plan[plan[PERSONA_ID] == persona.id], size,
+                                                campaigns)
+            detail = f"{planned} Evidence: {detail}"
         cards.append(PersonaCard(persona.id, persona.description or persona.id, size,
                                  size / total, facts.get(persona.id, {}), arms, send, action,
                                  detail))
@@ -165,17 +170,24 @@ def _recommend(sendable: list[Campaign], gains: Mapping[str, np.ndarray], draws:
     return False, "Do not e-mail" if email else "Send nothing", words
 
 
-def _table_share(rows: pd.DataFrame, campaigns: list[Campaign]) -> str:
-    if rows.empty:
-        return ""
-    sent = rows[rows["action"] == "send"]
+def _plan_share(rows: pd.DataFrame, size: int, campaigns: list[Campaign]
+                ) -> tuple[bool, str, str]:
+    """``(sends?, headline, sentence)``: what the plan sends one persona's customers."""
     labels = {c.id: _label(c) for c in campaigns}
-    verb = "e-mails" if all(c.channel == "email" for c in campaigns) else "contacts"
-    parts = [f"{labels.get(cid, cid)} {100 * n / len(rows):.0f}%"
-             for cid, n in sent[CAMPAIGN_ID].value_counts().sort_index().items()]
-    share = 100 * len(sent) / len(rows)
-    return (f"The prioritization table {verb} {share:.0f}% of these customers"
-            + (f" ({', '.join(parts)})." if parts else "."))
+    email = all(c.channel == "email" for c in campaigns if not c.control)
+    if rows.empty:
+        return (False, "Do not e-mail" if email else "Send nothing",
+                "The plan sends these customers nothing.")
+    counts = rows[CAMPAIGN_ID].value_counts()
+    top = str(counts.index[0])
+    reached = rows[RECIPIENT_ID].nunique()
+    weeks = sorted(rows["week"].unique())
+    span = f"week {weeks[0]}" if len(weeks) == 1 else f"weeks {weeks[0]}–{weeks[-1]}"
+    parts = ", ".join(f"{labels.get(cid, cid)} {n:,}" for cid, n in counts.items())
+    share = reached / size if size else 0.0
+    return (True, f"Send {labels.get(top, top)}",
+            f"The plan sends {len(rows):,} messages ({parts}) to {reached:,} of these "
+            f"customers ({share:.0%}) in {span}, for ${rows['cost'].sum():,.2f}.")
 
 
 def _pct(x: float) -> str:
@@ -296,6 +308,8 @@ def render_report(cards: list[PersonaCard], context: ReportContext) -> str:
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{e(context.title)}"
              f"</title><style>{_CSS}</style></head><body><h1>{e(context.title)}</h1>"
              f"<p class=lead>{e(context.intro)}</p>"]
+    if context.plan_html:
+        parts.append(context.plan_html)
     if context.evaluation is not None:
         parts.append(f"<h2>How the ranking did on held-out customers</h2>"
                      f"<p>{e(headline(context.evaluation, context.labels))}</p>"

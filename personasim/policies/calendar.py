@@ -2,8 +2,9 @@
 
 A trained policy reacts to the state of the audience, so its calendar is read off simulated
 episodes: every cell is the campaign the policy chose most often for that persona in that
-week over the evaluation seeds, with the share of episodes that agree. ``calendar.csv`` is the
-grid a campaign team reads (personas down, weeks across, campaign ids in the cells);
+week over the evaluation seeds, with the share of episodes that agree.
+``policy_calendar.csv`` is that grid (personas down, weeks across, campaign ids in the cells;
+the run's ``calendar.csv`` is the plan's, which a campaign team sends from);
 ``calendar_detail.csv`` has one row per policy x persona x week with the agreement, the
 recipients reached, the spend and the external events of the week.
 """

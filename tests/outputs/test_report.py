@@ -96,20 +96,24 @@ def posterior(rates: list[list[float]], spread: float = 0.005) -> Posterior:
                      Diagnostics("test", 1.0, 400.0, 0, 0.0))
 
 
-def test_cards_recommend_the_arm_that_pays() -> None:
+def test_cards_say_what_the_plan_sends_and_why() -> None:
     post = posterior([[0.20, 0.12, 0.10], [0.11, 0.13, 0.10]])
     personas = [Persona(id="p0", description="first"), Persona(id="p1", description="second")]
-    table = pd.DataFrame({"recipient_id": ["a", "b", "c"], "persona_id": ["p0", "p0", "p1"],
-                          "campaign_id": ["mens_email", "mens_email", "womens_email"],
-                          "rank": 1, "action": ["send", "send", "suppress"]})
-    cards = persona_cards(personas, post, CAMPAIGNS, {"p0": 2, "p1": 1}, {}, table,
+    plan = pd.DataFrame({"recipient_id": ["a", "b", "a"], "persona_id": ["p0", "p0", "p0"],
+                         "campaign_id": ["mens_email", "mens_email", "womens_email"],
+                         "week": [1, 1, 3], "cost": [0.05, 0.05, 0.05]})
+    cards = persona_cards(personas, post, CAMPAIGNS, {"p0": 2, "p1": 1}, {}, plan,
                           outcome="visits")
     assert [c.send for c in cards] == [True, False]
     assert cards[0].action == "Send Mens E-Mail" and cards[1].action == "Do not e-mail"
+    assert ("The plan sends 3 messages (Mens E-Mail 2, Womens E-Mail 1) to 2 of these "
+            "customers (100%) in weeks 1–3, for $0.15.") in cards[0].detail
     assert "adds +10.0 visits per 100 customers" in cards[0].detail
     assert "nets +$50 per 1,000 customers" in cards[0].detail
-    assert "e-mails 100% of these customers (Mens E-Mail 100%)" in cards[0].detail
-    assert "e-mails 0% of these customers." in cards[1].detail
+    # p1's best arm pays on its own, but the plan (budget, fatigue) sends them nothing: the
+    # card follows the plan and keeps the evidence.
+    assert "The plan sends these customers nothing." in cards[1].detail
+    assert "Womens E-Mail adds +3.0 visits" in cards[1].detail
     assert cards[0].share == pytest.approx(2 / 3)
     arms = cards[0].arms.set_index("campaign_id")
     assert arms.loc["mens_email", "p_low"] < 0.2 < arms.loc["mens_email", "p_high"]

@@ -12,33 +12,54 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from personasim.config.sections import PlanConfig
+from personasim.core.numeric import logit
 from personasim.ranking.plan import (
     PLAN_COLUMNS,
     PlanInputs,
     allocate,
-    check_plan,
+    choose_dual_price,
     holdout_mask,
 )
+from personasim.ranking.plan_checks import check_plan
+from personasim.ranking.plan_values import ResponseValues
+
+VALUE = 20.0  # value of a response in these tests; the control rate is 0.5
 
 
 def make_inputs(
     net_value: np.ndarray,
     cost: list[float] | np.ndarray,
     horizon: int = 4,
-    fatigue: float = 0.0,
+    fatigue: tuple[float, float, float] = (0.0, 0.0, 1.0),
     allowed: np.ndarray | None = None,
+    week_shift: np.ndarray | None = None,
+    quota: np.ndarray | None = None,
 ) -> PlanInputs:
+    """Inputs whose first-week, unfatigued net values are ``net_value``.
+
+    ``fatigue`` is ``(weight, rate, recovery)``; ``week_shift`` is ``(horizon, K)``.
+    """
     net_value = np.asarray(net_value, dtype=float)
+    cost = np.asarray(cost, dtype=float)
     n, k = net_value.shape
+    if len(cost) != k:
+        raise ValueError(f"cost and value need one entry per campaign ({k})")
+    p = 0.5 + (net_value + cost[None, :]) / VALUE
+    weight, rate, recovery = fatigue
+    shift = np.zeros((1, horizon, k)) if week_shift is None else week_shift[None]
+    values = ResponseValues(
+        logit=logit(p), p_control=np.full(n, 0.5), value=np.full(k, VALUE), cost=cost,
+        group=np.zeros(n, dtype=np.int64), week_shift=shift,
+        fatigue_rate=np.full((1, horizon), rate), fatigue_weight=weight,
+        fatigue_recovery=recovery,
+    )
     return PlanInputs(
         recipient_ids=np.array([f"r{i}" for i in range(n)], dtype=object),
-        net_value=net_value,
-        cost=np.asarray(cost, dtype=float),
         campaign_ids=tuple(f"c{j}" for j in range(k)),
         channels=tuple("email" if j % 2 == 0 else "sms" for j in range(k)),
         allowed=np.ones((n, k), dtype=bool) if allowed is None else allowed,
-        horizon=horizon,
-        fatigue=fatigue,
+        values=values,
+        quota=quota,
     )
 
 
@@ -51,13 +72,20 @@ def scenarios(draw: st.DrawFn) -> tuple[PlanInputs, PlanConfig, float, np.ndarra
     n = draw(st.integers(1, 8))
     k = draw(st.integers(1, 4))
     horizon = draw(st.integers(1, 6))
-    values = st.floats(-3, 5, allow_nan=False, allow_subnormal=False)
+    values = st.floats(-3, 5, allow_nan=False, allow_subnormal=False).map(lambda v: round(v, 3))
     net = np.array(draw(st.lists(values, min_size=n * k, max_size=n * k))).reshape(n, k)
     costs = st.sampled_from([0.0, 0.1, 0.5, 1.0, 1.7])
     cost = draw(st.lists(costs, min_size=k, max_size=k))
     allowed = np.array(draw(st.lists(st.booleans(), min_size=n * k, max_size=n * k)))
-    fatigue = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))
-    inputs = make_inputs(net, cost, horizon, fatigue, allowed.reshape(n, k))
+    fatigue = draw(st.sampled_from([(0.0, 0.0, 1.0), (1.0, 0.3, 0.3), (3.0, 0.8, 0.1)]))
+    shift = np.array(draw(st.lists(st.sampled_from([-1.0, 0.0, 0.5]), min_size=horizon * k,
+                                   max_size=horizon * k))).reshape(horizon, k)
+    quota = None
+    if draw(st.booleans()):
+        quota = np.array(draw(st.lists(st.sampled_from([0.0, 1.0, 2.0, np.inf]),
+                                       min_size=horizon * k, max_size=horizon * k)))
+        quota = quota.reshape(1, horizon, k)
+    inputs = make_inputs(net, cost, horizon, fatigue, allowed.reshape(n, k), shift, quota)
     max_per_week = draw(st.integers(1, 3))
     max_per_horizon = draw(st.none() | st.integers(max_per_week, 6))
     capacity = draw(
@@ -80,10 +108,11 @@ def scenarios(draw: st.DrawFn) -> tuple[PlanInputs, PlanConfig, float, np.ndarra
 @given(scenarios())
 def test_plan_never_breaks_a_constraint(scenario) -> None:
     inputs, config, budget, holdout = scenario
-    plan = allocate(inputs, config, budget, holdout)
+    price = 0.0 if budget > 10 else 0.5
+    plan = allocate(inputs, config, budget, holdout, dual_price=price)
     assert list(plan.columns) == list(PLAN_COLUMNS)
     assert check_plan(plan, inputs, config, budget, holdout) == []
-    assert (plan["value"] > 0).all()
+    assert (plan["priority"] > price * plan["cost"]).all()
 
 
 @settings(max_examples=60, deadline=None)
@@ -115,7 +144,7 @@ def test_greedy_takes_the_best_values_first() -> None:
 
 
 def test_negative_values_are_never_sent() -> None:
-    inputs = make_inputs(np.array([[-1.0, 0.0], [2.0, -0.5]]), [0.1, 0.1], horizon=3)
+    inputs = make_inputs(np.array([[-1.0, -0.001], [2.0, -0.5]]), [0.1, 0.1], horizon=3)
     plan = allocate(inputs, PlanConfig(), 100.0, no_holdout(inputs))
     assert set(zip(plan["recipient_id"], plan["campaign_id"], strict=True)) == {("r1", "c0")}
 
@@ -178,28 +207,64 @@ def test_holdout_fraction_out_of_range_is_refused() -> None:
 
 def test_fatigue_spaces_out_or_stops_messages() -> None:
     net = np.array([[3.0, 3.0]])
-    low = make_inputs(net, [0.5, 0.5], horizon=12, fatigue=0.0)
-    high = make_inputs(net, [0.5, 0.5], horizon=12, fatigue=0.6)
+    fresh = make_inputs(net, [0.5, 0.5], horizon=12)
+    tired = make_inputs(net, [0.5, 0.5], horizon=12, fatigue=(3.0, 0.8, 0.2))
     config = PlanConfig(max_per_week=2)
-    n_low = len(allocate(low, config, 1e6, no_holdout(low)))
-    plan_high = allocate(high, config, 1e6, no_holdout(high))
-    assert n_low == 24
-    # value part 3.5: 3.5 * 0.4**s > 0.5 only for s <= 2, so three messages in all.
-    assert len(plan_high) == 3
-    assert np.allclose(plan_high["value"], [3.0, 3.5 * 0.4 - 0.5, 3.5 * 0.16 - 0.5])
-    assert check_plan(plan_high, high, config, 1e6, no_holdout(high)) == []
+    assert len(allocate(fresh, config, 1e6, no_holdout(fresh))) == 24
+    plan = allocate(tired, config, 1e6, no_holdout(tired))
+    assert 0 < len(plan) < 24
+    assert plan["priority"].iloc[0] == pytest.approx(3.0)
+    # Later messages are worth less: fatigue lowers the response.
+    assert plan["priority"].iloc[-1] < plan["priority"].iloc[0]
+    assert check_plan(plan, tired, config, 1e6, no_holdout(tired)) == []
 
 
 def test_fatigue_lets_a_fresh_recipient_outbid_a_repeat() -> None:
     net = np.array([[5.0], [1.0]])
-    inputs = make_inputs(net, [1.0], horizon=3, fatigue=0.8)
-    plan = allocate(inputs, PlanConfig(), 1e6, no_holdout(inputs))
-    # r0: 5, then 6 * 0.2 - 1 = 0.2, then 6 * 0.04 - 1 < 0; r1: 1, then 2 * 0.2 - 1 < 0.
-    assert list(plan["recipient_id"]) == ["r0", "r1", "r0"]
-    assert np.allclose(plan["value"], [5.0, 1.0, 0.2])
-    # With a budget for two sends, the fresh r1 (1.0) beats r0's repeat (0.2).
+    inputs = make_inputs(net, [1.0], horizon=3, fatigue=(4.0, 1.0, 0.0))
     plan = allocate(inputs, PlanConfig(), 2.0, no_holdout(inputs))
+    # r0's second message (fatigue 1, logit -4) is worth less than r1's first.
     assert list(plan["recipient_id"]) == ["r0", "r1"]
+
+
+def test_event_weeks_move_the_value() -> None:
+    shift = np.zeros((3, 1))
+    shift[0] = -3.0  # a downturn in week 1
+    inputs = make_inputs(np.array([[2.0]]), [0.5], horizon=3, week_shift=shift)
+    plan = allocate(inputs, PlanConfig(), 1e6, no_holdout(inputs))
+    assert list(plan["week"]) == [2, 3]
+
+
+def test_dual_price_saves_the_budget_for_better_weeks() -> None:
+    shift = np.zeros((4, 1))
+    shift[:2] = -0.6  # the first two weeks are worth less
+    rng = np.random.default_rng(1)
+    inputs = make_inputs(rng.uniform(0.5, 3, (200, 1)), [0.5], horizon=4, week_shift=shift)
+    holdout = no_holdout(inputs)
+    budget = 100.0  # 200 sends: a quarter of what would pay
+    price = choose_dual_price(inputs, PlanConfig(), budget, holdout, seed=0)
+    assert price > 0
+    greedy = allocate(inputs, PlanConfig(), budget, holdout)
+    priced = allocate(inputs, PlanConfig(), budget, holdout, dual_price=price)
+    assert priced["priority"].sum() > 1.05 * greedy["priority"].sum()
+    assert priced["week"].min() >= 2
+    assert check_plan(priced, inputs, PlanConfig(), budget, holdout) == []
+    assert choose_dual_price(inputs, PlanConfig(), 1e9, holdout, seed=0) == 0.0
+
+
+def test_pacing_quota_caps_each_persona_week_campaign() -> None:
+    quota = np.full((1, 3, 2), np.inf)
+    quota[0, 0, 0] = 2  # week 1: at most two sends of c0
+    quota[0, 1, :] = 0  # week 2: nothing
+    inputs = make_inputs(np.full((5, 2), 2.0), [0.1, 0.1], horizon=3, quota=quota)
+    plan = allocate(inputs, PlanConfig(), 1e6, no_holdout(inputs))
+    week1 = plan[plan["week"] == 1]
+    assert (week1["campaign_id"] == "c0").sum() == 2
+    assert not (plan["week"] == 2).any()
+    assert check_plan(plan, inputs, PlanConfig(), 1e6, no_holdout(inputs)) == []
+    tampered = pd.concat([plan, plan[plan["week"] == 1].head(1).assign(week=2)])
+    assert any("pacing" in e for e in check_plan(tampered, inputs, PlanConfig(), 1e6,
+                                                   no_holdout(inputs)))
 
 
 def test_config_validator_names_both_keys() -> None:
@@ -240,8 +305,11 @@ def test_check_plan_reports_broken_constraints() -> None:
             "week": [1, 1, 2, 1, 4],
             "campaign_id": ["c0", "c0", "c1", "c0", "c0"],
             "channel": ["email", "email", "sms", "email", "sms"],
+            "p_response": 0.6,
+            "uplift": 0.1,
+            "expected_value": 2.0,
             "cost": [1.0, 1.0, 1.0, 1.0, 1.0],
-            "value": [2.0, 2.0, 2.0, 2.0, -1.0],
+            "priority": [2.0, 2.0, 2.0, 2.0, -1.0],
         }
     )
     errors = " | ".join(check_plan(plan, inputs, config, 3.0, holdout))
@@ -254,7 +322,7 @@ def test_inputs_are_validated() -> None:
     with pytest.raises(ValueError, match="one entry per campaign"):
         make_inputs(np.zeros((2, 2)), [0.1, 0.1, 0.1])
     with pytest.raises(ValueError, match="fatigue"):
-        make_inputs(np.zeros((2, 2)), [0.1, 0.1], fatigue=1.0)
+        make_inputs(np.zeros((2, 2)), [0.1, 0.1], fatigue=(1.0, 0.1, 1.5))
     with pytest.raises(ValueError, match="cost"):
         make_inputs(np.zeros((2, 2)), [-0.1, 0.1])
     inputs = make_inputs(np.zeros((2, 2)), [0.1, 0.1])
@@ -265,15 +333,15 @@ def test_inputs_are_validated() -> None:
 
 
 def test_check_plan_catches_a_tampered_plan() -> None:
-    inputs = make_inputs(np.full((2, 2), 2.0), [0.5, 0.5], horizon=4, fatigue=0.3)
+    inputs = make_inputs(np.full((2, 2), 2.0), [0.5, 0.5], horizon=4, fatigue=(1.0, 0.3, 0.3))
     config = PlanConfig(max_per_horizon=2)
     holdout = no_holdout(inputs)
     plan = allocate(inputs, config, 1e6, holdout)
     assert check_plan(plan, inputs, config, 1e6, holdout) == []
     assert check_plan(plan, inputs, PlanConfig(max_per_horizon=1), 1e6, holdout)
-    inflated = plan.assign(value=plan["value"] + 0.01)
+    inflated = plan.assign(priority=plan["priority"] + 0.01)
     assert any("fatigue" in e for e in check_plan(inflated, inputs, config, 1e6, holdout))
     unknown = plan.assign(recipient_id="nobody")
     assert any("unknown" in e for e in check_plan(unknown, inputs, config, 1e6, holdout))
-    assert check_plan(plan.drop(columns="value"), inputs, config, 1e6, holdout)
+    assert check_plan(plan.drop(columns="priority"), inputs, config, 1e6, holdout)
     assert check_plan(plan, inputs, config, float(plan["cost"].sum()) - 0.1, holdout)

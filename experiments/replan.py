@@ -1,0 +1,145 @@
+"""Re-plan a finished run for a new audience or a new budget (``personasim plan``).
+
+Nothing is trained or sampled again: the run's posterior scores the recipients, and the plan
+is allocated with the run's dynamics (fatigue, events), its ``plan:`` constraints and the
+budget given. The trained policy paces only simulated audiences, so a re-plan paces by value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from personasim.audience.membership import audience_from_recipients
+from personasim.audience.profiles import PersonaProfiles
+from personasim.bayes.storage import load_posterior
+from personasim.config.campaign import Campaign
+from personasim.config.persona import Persona
+from personasim.config.schema import ExperimentConfig
+from personasim.core import run_layout as files
+from personasim.core.csv_files import write_csv
+from personasim.core.errors import DataError
+from personasim.core.types import PERSONA_ID, RECIPIENT_ID
+from personasim.data.recipients import check_channel_consent, load_recipients
+from personasim.experiments.rank import _read
+from personasim.experiments.seeds import stage_seed
+from personasim.outputs.writers import EXPORTERS
+from personasim.ranking.plan import allocate, choose_dual_price, holdout_mask
+from personasim.ranking.plan_checks import check_plan
+from personasim.ranking.plan_table import finish_plan, plan_inputs_from_table
+from personasim.ranking.prioritization import prioritize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Replan:
+    """A re-plan's result: the plan, the held-out recipients and the numbers to print."""
+
+    plan: pd.DataFrame
+    holdout: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def holdout_path(out_path: Path) -> Path:
+    """Where the held-out recipients of a plan written to ``out_path`` go."""
+    return out_path.with_name(f"{out_path.stem}_holdout.csv")
+
+
+def replan(run_dir: Path, recipients_path: Path, out_path: Path,
+           budget: float | None = None) -> Replan:
+    """Plan the messages for ``recipients_path`` with the finished run ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A finished run.
+    recipients_path : Path
+        Recipients (CSV or Parquet): ``recipient_id``, attributes, consent columns.
+    out_path : Path
+        The plan (``.csv`` or ``.parquet``); the held-out recipients go beside it
+        (:func:`holdout_path`). Both are written under temporary names and renamed.
+    budget : float or None
+        The plan's budget (default: the run's ``plan.budget``, else ``simulation.budget``).
+
+    Raises
+    ------
+    DataError
+        The run is incomplete or damaged, the recipients file is bad, or the budget is
+        negative.
+    """
+    if budget is not None and not budget >= 0:
+        raise DataError("--budget", None, f"must be >= 0, got {budget}")
+    for needed in (*files.RANK_INPUTS, files.PERSONAS_POSTERIOR):
+        if not needed.path(run_dir).is_file():
+            raise DataError(str(run_dir), needed.name,
+                            "not a finished personasim run (file missing)")
+    fmt = out_path.suffix.lstrip(".").lower()
+    if fmt not in EXPORTERS:
+        known = ", ".join("." + name for name in EXPORTERS)
+        raise DataError(str(out_path), None, f"output must end in {known}")
+    config = _read(run_dir, files.CONFIG, lambda text: ExperimentConfig.model_validate(
+        yaml.safe_load(text)))
+    campaigns = _read(run_dir, files.CAMPAIGNS, lambda text: [
+        Campaign.model_validate(c) for c in yaml.safe_load(text)])
+    personas = _read(run_dir, files.PERSONAS_POSTERIOR, lambda text: [
+        Persona.model_validate(p) for p in yaml.safe_load(text)])
+    profiles = _read(run_dir, files.PROFILES,
+                     lambda text: PersonaProfiles.from_dict(json.loads(text)))
+    posterior = load_posterior(run_dir)
+    recipients = load_recipients(recipients_path, max_levels=None)
+    check_channel_consent(recipients, campaigns, str(recipients_path))
+    audience = audience_from_recipients(
+        recipients, posterior.persona_ids, profiles,
+        config.prioritization.membership_temperature, str(recipients_path))
+    table = prioritize(audience, posterior, campaigns, config.prioritization)
+    horizon = config.simulation.horizon
+    events = config.dynamics.events
+    inputs = plan_inputs_from_table(table, audience.recipients, campaigns, personas,
+                                    config.dynamics, events, horizon)
+    if budget is None:
+        budget = next((float(b) for b in (config.plan.budget, config.simulation.budget)
+                       if b is not None), float("inf"))
+    n = len(inputs.recipient_ids)
+    held = holdout_mask(n, config.plan.holdout_fraction, stage_seed(config.seed, "plan_holdout"))
+    price = choose_dual_price(inputs, config.plan, budget, held, stage_seed(config.seed, "plan"))
+    plan = allocate(inputs, config.plan, budget, held, price)
+    errors = check_plan(plan, inputs, config.plan, budget, held)
+    if errors:
+        raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
+    persona_of = audience.recipients.set_index(RECIPIENT_ID)[PERSONA_ID]
+    plan = finish_plan(plan, persona_of, campaigns, events, horizon)
+    holdout = pd.DataFrame({RECIPIENT_ID: inputs.recipient_ids[held],
+                            PERSONA_ID: audience.recipients[PERSONA_ID].to_numpy()[held]})
+    _write(plan, holdout, out_path, fmt)
+    summary = {
+        "messages": len(plan), "recipients_messaged": int(plan[RECIPIENT_ID].nunique()),
+        "recipients": n, "holdout": int(held.sum()), "spend": float(plan["cost"].sum()),
+        "budget": budget if np.isfinite(budget) else None,
+        "messages_per_week": plan["week"].value_counts().sort_index().to_dict(),
+    }
+    return Replan(plan, holdout, summary)
+
+
+def _write(plan: pd.DataFrame, holdout: pd.DataFrame, out_path: Path, fmt: str) -> None:
+    """Write the plan and its holdout atomically (temporary names, then renames)."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.stem}.partial-{os.getpid()}")
+    held_partial = out_path.with_name(f".{out_path.stem}_holdout.partial-{os.getpid()}.csv")
+    try:
+        written = EXPORTERS.get(fmt)(plan, partial)
+        write_csv(holdout, held_partial)
+    except BaseException:
+        for leftover in out_path.parent.glob(f".{out_path.stem}*partial-{os.getpid()}*"):
+            leftover.unlink(missing_ok=True)
+        raise
+    os.replace(written, out_path)
+    os.replace(held_partial, holdout_path(out_path))
