@@ -111,7 +111,8 @@ def run_experiment(
         bayes_manifest = step(export.STAGE, export.run, results)
         held_out = None
         if loaded.holdout is not None:
-            held_out = step(heldout.STAGE, heldout.run, loaded, bayes.posterior, planned.table)
+            held_out = step(heldout.STAGE, heldout.run, loaded, bayes.posterior, planned.table,
+                            bayes.personas)
         step(report.STAGE, report.run, loaded, bayes.posterior, planned, held_out, checked)
         timing = {"stage_seconds": session.stage_seconds(timer.seconds),
                   "wall_seconds": round(time.perf_counter() - started, 3)}

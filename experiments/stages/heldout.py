@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from personasim.audience.profiles import default_features
+from personasim.config.persona import Persona
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.csv_files import write_csv
@@ -32,12 +33,24 @@ from personasim.evaluation.offline import (
     t_learner,
     uplift_curve,
 )
+from personasim.evaluation.budget_targeting import (
+    BUDGET_SHARES,
+    budget_policies,
+    budget_rows,
+    training_best_arm,
+)
 from personasim.evaluation.sim_to_real import SimulationSettings, sim_to_real
 from personasim.experiments.progress import Advance
 from personasim.experiments.seeds import stage_seed
 from personasim.experiments.stage import RunContext, Stage
 from personasim.experiments.stages.inputs import Inputs
-from personasim.outputs.evaluation_plots import plot_qini, plot_sim_to_real
+from personasim.outputs.evaluation_plots import (
+    plot_budget_targeting,
+    plot_qini,
+    plot_sim_to_real,
+)
+from personasim.ranking.plan import allocate, choose_dual_price
+from personasim.ranking.plan_table import plan_inputs_from_table
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +70,7 @@ class HeldOutResult:
     sim_to_real: pd.DataFrame
     operating: dict[str, float]
     summary: dict[str, Any]
+    budgets: pd.DataFrame
 
 
 def _outcome(config: ExperimentConfig, value: float) -> tuple[str, float, bool]:
@@ -88,8 +102,40 @@ def _table_policy(table: pd.DataFrame, ids: np.ndarray, campaign_ids: tuple[str,
     return chosen, rank1, top["priority"].to_numpy(np.float64)
 
 
+def plan_choices(config: ExperimentConfig, inputs: Inputs, personas: list[Persona],
+                 table: pd.DataFrame, data: HeldOut, seed: int) -> dict[float, np.ndarray]:
+    """The plan's arm for each held-out customer at each budget of :data:`BUDGET_SHARES`.
+
+    The plan is allocated over the held-out customers alone, one e-mail each at most, with a
+    budget of the share times their number times the cheapest send.
+    """
+    assert inputs.recipients is not None
+    ids = pd.Index(data.recipient_ids)
+    recipients = inputs.recipients.set_index(RECIPIENT_ID).loc[ids].reset_index()
+    rows = table[table[RECIPIENT_ID].isin(ids)]
+    plan_inputs = plan_inputs_from_table(rows, recipients, inputs.campaigns, personas,
+                                         config.dynamics, inputs.events,
+                                         config.simulation.horizon)
+    constraints = config.plan.model_copy(update={"max_per_horizon": 1, "max_per_week": 1,
+                                                 "holdout_fraction": 0.0})
+    unit = float(plan_inputs.cost.min())
+    index = {c: k for k, c in enumerate(data.campaign_ids)}
+    held = np.zeros(data.n, dtype=bool)
+    out = {}
+    for share in BUDGET_SHARES:
+        budget = share * data.n * unit if unit > 0 else 0.0
+        price = choose_dual_price(plan_inputs, constraints, budget, held, seed)
+        plan = allocate(plan_inputs, constraints, budget, held, price, warn_empty=False)
+        chosen = pd.Series(data.control, index=ids, dtype=np.int64)
+        first = plan.drop_duplicates(RECIPIENT_ID)
+        chosen[first[RECIPIENT_ID].to_numpy()] = first[CAMPAIGN_ID].map(index).to_numpy()
+        out[share] = chosen.to_numpy(np.int64)
+    return out
+
+
 def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Posterior,
-                     table: pd.DataFrame, seed: int, replications: int = 200) -> HeldOutResult:
+                     table: pd.DataFrame, seed: int, replications: int = 200,
+                     personas: list[Persona] | None = None) -> HeldOutResult:
     """Score the table and the baselines on ``inputs.holdout`` and run the sim-to-real check."""
     assert inputs.holdout is not None and inputs.recipients is not None
     campaign_ids = tuple(c.id for c in inputs.campaigns)
@@ -123,6 +169,15 @@ def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Poster
     policies["t_learner"] = one_hot(t_choice, k)
     policies |= fixed_policies(data, int(rngs[1].generate_state(1)[0]))
     evaluation = policy_values(policies, data, METRICS)
+    best = training_best_arm(
+        train[CAMPAIGN_ID].map({c: a for a, c in enumerate(campaign_ids)}).to_numpy(),
+        train[column].to_numpy(np.float64), data.costs, unit, data.control)
+    budgets = pd.concat([budget_rows(share, budget_policies(choice, t_gain, t_best, best, data),
+                                     data, {m: METRICS[m] for m in CURVE_METRICS})
+                         for share, choice in plan_choices(
+                             config, inputs, personas or inputs.personas, table, data,
+                             int(rngs[1].generate_state(2)[1])).items()],
+                        ignore_index=True)
 
     curves = []
     for metric in CURVE_METRICS:
@@ -140,7 +195,8 @@ def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Poster
     sim = sim_to_real(inputs.personas, posterior, inputs.campaigns, inputs.holdout, settings,
                       int(rngs[2].generate_state(1)[0]), replications)
     summary = _summary(evaluation, curves_frame, sim, data.n)
-    return HeldOutResult(evaluation, curves_frame, sim, operating, summary)
+    summary["budget_targeting"] = budgets.round(6).to_dict(orient="records")
+    return HeldOutResult(evaluation, curves_frame, sim, operating, summary, budgets)
 
 
 def _summary(evaluation: pd.DataFrame, curves: pd.DataFrame, sim: pd.DataFrame,
@@ -172,15 +228,17 @@ def write_heldout(out: Path, result: HeldOutResult, plots: bool) -> None:
     write_csv(result.evaluation, files.OFFLINE_EVALUATION.path(out))
     write_csv(result.curves, files.QINI.path(out))
     write_csv(result.sim_to_real, files.SIM_TO_REAL.path(out))
+    write_csv(result.budgets.round(6), files.BUDGET_TARGETING.path(out))
     if plots:
+        plot_budget_targeting(result.budgets, files.BUDGET_TARGETING_PLOT.path(out))
         plot_qini(result.curves, files.QINI_PLOT.path(out), result.operating)
         plot_sim_to_real(result.sim_to_real, files.SIM_TO_REAL_PLOT.path(out))
 
 
 def run(ctx: RunContext, advance: Advance, inputs: Inputs, posterior: Posterior,
-        table: pd.DataFrame) -> HeldOutResult:
+        table: pd.DataFrame, personas: list[Persona] | None = None) -> HeldOutResult:
     """Score the table on the held-out customers and write the evaluation files."""
     result = evaluate_heldout(ctx.config, inputs, posterior, table,
-                              stage_seed(ctx.config.seed, "heldout"))
+                              stage_seed(ctx.config.seed, "heldout"), personas=personas)
     write_heldout(ctx.out, result, ctx.config.output.plots)
     return result

@@ -123,6 +123,11 @@ QINI_PLOT = RunFile("qini.png", "png", "heldout", "the uplift curves", "held-out
 SIM_TO_REAL = RunFile("sim_to_real.csv", "csv", "heldout",
                       "simulated against observed rates per persona x arm", "held-out")
 SIM_TO_REAL_PLOT = RunFile("sim_to_real.png", "png", "heldout", "the same as a plot", "held-out")
+BUDGET_TARGETING = RunFile("budget_targeting.csv", "csv", "heldout",
+                           "the plan against random and T-learner targeting at 10/25/50% "
+                           "budgets", "held-out")
+BUDGET_TARGETING_PLOT = RunFile("uplift_at_budget.png", "png", "heldout",
+                                "the same as a plot", "held-out")
 REPORT = RunFile("report.html", "html", "report", "the persona report")
 PERSONA_CARD = RunFile("card_<persona>.png", "png", "report", "one card per persona", "plots")
 CHECKPOINTS = RunFile("checkpoints", "folder", "runner",
@@ -136,7 +141,7 @@ RUN_FILES: tuple[RunFile, ...] = (
     METRICS, PRIORITIZATION_CSV, PRIORITIZATION_PARQUET, PLAN_CSV, PLAN_PARQUET, HOLDOUT,
     CALENDAR, PLAN_PLOT, PLAN_EVALUATION, PLAN_EVALUATION_PLOT, RESPONSE_HEATMAP, POLICY_COMPARISON,
     STEP_METRICS, SELF_CHECK, OFFLINE_EVALUATION, QINI, QINI_PLOT, SIM_TO_REAL,
-    SIM_TO_REAL_PLOT, REPORT, PERSONA_CARD, CHECKPOINTS,
+    SIM_TO_REAL_PLOT, BUDGET_TARGETING, BUDGET_TARGETING_PLOT, REPORT, PERSONA_CARD, CHECKPOINTS,
 )
 """Every file of a finished run, in the README's order."""
 

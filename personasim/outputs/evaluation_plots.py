@@ -139,3 +139,54 @@ def plot_sim_to_real(table: pd.DataFrame, path: Path, level: float = 0.9) -> Pat
         ax.legend(loc="upper left")
         ax.grid(alpha=0.3)
     return Path(path)
+
+
+_BUDGET_LABELS = {"plan": "The plan", "random_best_arm": "Random customers, best arm",
+                  "t_learner": "T-learner's top customers"}
+_BUDGET_METRICS = {"visit": ("Visits per 1,000 customers", "{:,.0f}"),
+                   "net_value": ("Net value per 1,000 customers", "${:,.0f}")}
+
+
+def plot_budget_targeting(table: pd.DataFrame, path: Path) -> Path:
+    """Value per 1,000 held-out customers at each budget, one panel per metric.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        ``budget_targeting.csv`` (``budget_share, policy, metric, value, ci_low, ci_high``).
+    path : Path
+        The PNG to write.
+    """
+    metrics = [m for m in _BUDGET_METRICS if m in set(table["metric"])]
+    if table.empty or not metrics:
+        raise ValueError("budget targeting: the table has no visit or net_value rows")
+    policies = list(dict.fromkeys(table["policy"]))
+    shares = sorted(table["budget_share"].unique())
+    width = 0.8 / len(policies)
+    colors = {"plan": "tab:green", "random_best_arm": "tab:gray", "t_learner": "tab:blue"}
+    with _figure(path, (5.2 * len(metrics), 4.4)) as fig:
+        axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+        for ax, metric in zip(axes, metrics, strict=True):
+            label, fmt = _BUDGET_METRICS[metric]
+            rows = table[table["metric"] == metric]
+            for i, policy in enumerate(policies):
+                mine = rows[rows["policy"] == policy].set_index("budget_share").reindex(shares)
+                x = np.arange(len(shares)) + (i - (len(policies) - 1) / 2) * width
+                value = 1000 * mine["value"].to_numpy(dtype=float)
+                err = 1000 * np.vstack([mine["value"] - mine["ci_low"],
+                                        mine["ci_high"] - mine["value"]])
+                color = colors.get(policy, "tab:orange")
+                ax.errorbar(x, value, yerr=err, fmt="o", color=color, ecolor=color, capsize=4,
+                            lw=1.5, ms=7, label=_BUDGET_LABELS.get(policy, policy))
+            ax.set_xticks(np.arange(len(shares)), [f"{s:.0%} e-mailed" for s in shares])
+            ax.set_ylabel(label)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _, f=fmt: f.format(v)))
+            ax.grid(axis="y", alpha=0.3)
+            low = 1000 * float(rows["ci_low"].min())
+            high = 1000 * float(rows["ci_high"].max())
+            pad = 0.15 * (high - low or 1.0)
+            ax.set_ylim(low - pad, high + pad)
+        axes[0].legend(loc="upper left", fontsize=8)
+        fig.suptitle("Held-out customers: the same number of e-mails, three ways to pick them "
+                     "(95% CI)")
+    return Path(path)

@@ -27,6 +27,7 @@ are worth less per dollar than later ones.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,8 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "cost", "priority",
 )
 
+#: Within this relative distance of the budget, spend is summed exactly (``math.fsum``).
+BUDGET_MARGIN = 1e-9
 #: Recipients the dual price is searched on (a seeded subsample of larger audiences).
 PRICE_SAMPLE = 20_000
 #: Dual prices tried, as multiples of the median value per dollar of the first week's sends.
@@ -152,6 +155,21 @@ class _Week:
     cap_left: np.ndarray  # (K,)
     quota_left: np.ndarray | None  # (G, K)
     budget_left: float
+    budget: float
+    spent: list[np.ndarray]  # the costs of every send so far
+
+    def within_budget(self, ri: np.ndarray, ki: np.ndarray, cost: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Trim a pass so that the exactly rounded sum of all costs stays within the budget.
+
+        The pass was cut by a float prefix sum; only near the budget can rounding matter, so
+        only there is the exact sum taken.
+        """
+        if self.budget_left - float(cost[ki].sum()) > BUDGET_MARGIN * max(1.0, self.budget):
+            return ri, ki
+        while len(ki) and math.fsum(np.concatenate([*self.spent, cost[ki]])) > self.budget:
+            ri, ki = ri[:-1], ki[:-1]
+        return ri, ki
 
 
 def _one_pass(score: np.ndarray, cand: np.ndarray, group: np.ndarray, cost: np.ndarray,
@@ -218,13 +236,14 @@ def allocate(inputs: PlanInputs, config: PlanConfig, budget: float, holdout: np.
     last_week = np.full(n, -(10**9), dtype=np.int64)
     fatigue = np.zeros(n)
     budget_left = float(budget)
+    spent: list[np.ndarray] = []
     parts: list[tuple[np.ndarray, ...]] = []
 
     for week in range(1, inputs.horizon + 1):
         messaged = np.zeros(n, dtype=bool)
         if week not in quiet:
             quota = None if inputs.quota is None else np.array(inputs.quota[:, week - 1])
-            state = _Week(cap, quota, budget_left)
+            state = _Week(cap, quota, budget_left, float(budget), spent)
             sent = _plan_week(inputs, config, week, allowed, sent_total, last_week, max_h,
                               fatigue, dual_price, state, parts)
             cap, budget_left = state.cap_left, state.budget_left
@@ -271,7 +290,8 @@ def _plan_week(inputs: PlanInputs, config: PlanConfig, week: int, allowed: np.nd
             cand &= state.quota_left[values.group[live]] > 0
         if not cand.any():
             break
-        ri, ki = _one_pass(score[at], cand, values.group[live], cost, state)
+        ri, ki = state.within_budget(*_one_pass(score[at], cand, values.group[live], cost,
+                                                 state), cost)
         if not len(ri):
             break
         r = live[ri]
@@ -283,6 +303,7 @@ def _plan_week(inputs: PlanInputs, config: PlanConfig, week: int, allowed: np.nd
         if state.quota_left is not None:
             np.subtract.at(state.quota_left, (values.group[r], ki), 1.0)
         state.budget_left -= float(cost[ki].sum())
+        state.spent.append(cost[ki])
         a = local[r]
         parts.append((r, np.full(len(r), week, dtype=np.int64), ki, p[a, ki], uplift[a, ki],
                       marg[a, ki]))

@@ -217,22 +217,20 @@ def plan_reasons(plan: pd.DataFrame, labels: Mapping[str, str],
     outcome : str
         What a response is called (``response``, ``visit``, ``order``).
     """
-    earlier = plan.groupby(RECIPIENT_ID, sort=False).cumcount().to_numpy()
-    reasons = []
-    for i, (pid, week, cid, uplift, ev, cost, net) in enumerate(zip(
-            plan[PERSONA_ID], plan["week"], plan[CAMPAIGN_ID], plan["uplift"],
-            plan["expected_value"], plan["cost"], plan["priority"], strict=True)):
-        text = (f"{labels.get(cid, cid)} in week {week}: {100 * uplift:+.2f} {outcome}s per "
-                f"100 like this customer ({pid}), worth ${ev:.2f} for a ${cost:.2f} send, "
-                f"net ${net:.2f}")
-        if earlier[i]:
-            text += (f"; {earlier[i]} earlier message{'s' if earlier[i] > 1 else ''} "
-                     "lower it through fatigue")
-        names = events_by_week.get((pid, int(week)), ())
-        if names:
-            text += f"; during {', '.join(names)}"
-        reasons.append(text + ".")
-    return reasons
+    earlier = plan.groupby(RECIPIENT_ID, sort=False).cumcount().to_numpy().tolist()
+    fatigue = ["", *(f"; {e} earlier message{'s' if e > 1 else ''} lower it through fatigue"
+                     for e in range(1, max(earlier, default=0) + 1))]
+    during = {key: f"; during {', '.join(names)}" for key, names in events_by_week.items()
+              if names}
+    columns = (plan[PERSONA_ID].tolist(), plan["week"].tolist(),
+               plan[CAMPAIGN_ID].map(lambda c: labels.get(c, c)).tolist(),
+               (100 * plan["uplift"]).tolist(), plan["expected_value"].tolist(),
+               plan["cost"].tolist(), plan["priority"].tolist())
+    return [f"{label} in week {week}: {lift:+.2f} {outcome}s per 100 like this customer "
+            f"({pid}), worth ${ev:.2f} for a ${cost:.2f} send, net ${net:.2f}"
+            f"{fatigue[e]}{during.get((pid, week), '')}."
+            for (pid, week, label, lift, ev, cost, net), e in zip(
+                zip(*columns, strict=True), earlier, strict=True)]
 
 
 def greedy_schedule(table: pd.DataFrame, costs: Mapping[str, float], budget: float,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -113,6 +114,7 @@ def test_plan_never_breaks_a_constraint(scenario) -> None:
     assert list(plan.columns) == list(PLAN_COLUMNS)
     assert check_plan(plan, inputs, config, budget, holdout) == []
     assert (plan["priority"] > price * plan["cost"]).all()
+    assert math.fsum(plan["cost"]) <= budget  # exactly, not within a tolerance
 
 
 @settings(max_examples=60, deadline=None)
