@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import TINY_CONFIG, one_line_error, write_yaml
@@ -71,6 +72,64 @@ def test_rank_applies_a_run_to_new_recipients(tiny_run: Path, tmp_path: Path) ->
     persona_of = dict(zip(table["recipient_id"], table["persona_id"], strict=False))
     assert persona_of["n1"] == "deal_seekers"
     assert set(table.loc[table["recipient_id"] == "n3", "action"]) == {"suppress"}
+
+
+def test_plan_replans_a_run_for_new_recipients_and_budget(tiny_run: Path,
+                                                          tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    recipients = pd.DataFrame({
+        "recipient_id": [f"n{i}" for i in range(n)],
+        "age": rng.integers(20, 70, n),
+        "region": rng.choice(["urban", "rural"], n),
+        "consent": rng.random(n) > 0.1,
+    })
+    recipients.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "plan.csv"
+    result = invoke("plan", "--run", tiny_run, "--recipients", tmp_path / "new.csv",
+                    "--budget", "3.5", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Planned" in result.output and "$3.50 budget" in result.output
+    plan = pd.read_csv(out)
+    assert tuple(plan.columns) == PLAN_FILE_COLUMNS
+    assert 0 < plan["cost"].sum() <= 3.5
+    held = pd.read_csv(tmp_path / "plan_holdout.csv")
+    assert len(held) == round(0.05 * n)
+    assert not set(held["recipient_id"]) & set(plan["recipient_id"])
+    refused = set(recipients.loc[~recipients["consent"], "recipient_id"])
+    assert not refused & set(plan["recipient_id"])
+    assert plan.groupby(["recipient_id", "week"]).size().max() == 1
+    bigger = invoke("plan", "--run", tiny_run, "--recipients", tmp_path / "new.csv",
+                    "--budget", "20", "--out", tmp_path / "more.parquet")
+    assert bigger.exit_code == 0, bigger.output
+    assert len(pd.read_parquet(tmp_path / "more.parquet")) > len(plan)
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [("plan.budget=-1", "plan.budget"),
+     ("plan.max_per_week=3", "plan.max_per_horizon (2)"),
+     ("plan.quiet_weeks=[99]", "plan.quiet_weeks"),
+     ("plan.capacity={nope: 3}", "plan.capacity")],
+)
+def test_bad_plan_settings_are_one_line_errors(tiny_config_path: Path, setting: str,
+                                               needle: str) -> None:
+    result = invoke("validate", tiny_config_path, "--set", "plan.max_per_horizon=2",
+                    "--set", setting)
+    one_line_error(result, needle)
+
+
+def test_plan_refuses_bad_input_and_writes_nothing(tiny_run: Path, tmp_path: Path) -> None:
+    pd.DataFrame({"recipient_id": ["a", "b"], "age": [30, 40], "region": ["urban", "rural"],
+                  "consent_fax": [True, False]}).to_csv(tmp_path / "fax.csv", index=False)
+    out = tmp_path / "plan.csv"
+    result = invoke("plan", "--run", tiny_run, "--recipients", tmp_path / "fax.csv",
+                    "--out", out)
+    one_line_error(result, "consent_fax", "no campaign uses")
+    result = invoke("plan", "--run", tiny_run, "--recipients", tmp_path / "fax.csv",
+                    "--budget", "-2", "--out", out)
+    one_line_error(result, "--budget")
+    assert list(tmp_path.iterdir()) == [tmp_path / "fax.csv"]
 
 
 def test_validate_checks_without_running(tiny_config_path: Path) -> None:
