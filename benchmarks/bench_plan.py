@@ -14,7 +14,9 @@ Parts (``--parts``, all by default):
 ``simulation``
     full runs of the quickstart, fatigue and budget configs; their ``plan_evaluation.csv``
     (the plan beside the policy's calendar, the greedy table, the A/B winner and the myopic
-    oracle, same budget and seeds, 95% intervals).
+    oracle, same budget and seeds, 95% intervals). The ratios compare
+    ``plan_without_holdout`` (the same allocation with nobody held out), since no other
+    strategy holds anyone out; ``plan_with_holdout_vs_calendar`` is the plan as shipped.
 ``hillstrom``
     a run of ``configs/hillstrom.yaml`` (needs ``PERSONASIM_DATA``); its
     ``budget_targeting.csv`` at 10%, 25% and 50% of held-out customers e-mailed.
@@ -138,11 +140,13 @@ def simulation(name: str, work: Path) -> dict[str, Any]:
     for strategy, row in table.iterrows():
         record[str(strategy)] = [round(float(row[c]), 1) for c in
                                  ("mean_return", "ci_low", "ci_high")]
-    record |= {"plan_vs_calendar": round(float(mean["plan"] / mean[calendar]), 4),
-               "plan_vs_greedy": round(float(mean["plan"] / mean["greedy_table"]), 4),
-               "plan_vs_ab_winner": round(float(mean["plan"] / mean["ab_winner"]), 4),
+    like = "plan_without_holdout"  # like for like: no other strategy holds anyone out
+    record |= {"plan_vs_calendar": round(float(mean[like] / mean[calendar]), 4),
+               "plan_with_holdout_vs_calendar": round(float(mean["plan"] / mean[calendar]), 4),
+               "plan_vs_greedy": round(float(mean[like] / mean["greedy_table"]), 4),
+               "plan_vs_ab_winner": round(float(mean[like] / mean["ab_winner"]), 4),
                "plan_within_calendar_interval": bool(
-                   table.loc["plan", "ci_high"] >= table.loc[calendar, "ci_low"])}
+                   table.loc[like, "ci_high"] >= table.loc[calendar, "ci_low"])}
     return record
 
 

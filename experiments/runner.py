@@ -104,7 +104,7 @@ def run_experiment(
         trained = step(training.STAGE, training.run, make_env)
         evaluated = step(evaluation.STAGE, evaluation.run, make_env, ab, trained)
         ranked = step(ranking.STAGE, ranking.run, loaded, bayes.posterior)
-        planned = step(plan.STAGE, plan.run, loaded, bayes, ranked, make_env, evaluated,
+        planned = step(plan.STAGE, plan.run, loaded, ab, bayes, ranked, make_env, evaluated,
                        trained)
         results = export.RunResults(loaded, ab, bayes, trained, evaluated, planned.table,
                                     make_env)

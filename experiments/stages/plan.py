@@ -11,7 +11,7 @@ prioritization table it returns has the plan's ``action`` and ``week``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.csv_files import write_csv
-from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID
+from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, ABResults
 from personasim.experiments.progress import Advance
 from personasim.experiments.seeds import evaluation_seeds, stage_seed, validation_seeds
 from personasim.experiments.stage import RunContext, Stage
@@ -39,6 +39,7 @@ from personasim.outputs.plan_plots import plot_plan, plot_plan_evaluation
 from personasim.outputs.writers import export_table
 from personasim.policies.calendar import campaign_calendar
 from personasim.policies.comparison import TrainedPolicies
+from personasim.ranking.evidence import evidence_table, evidence_warnings
 from personasim.ranking.plan import PlanInputs, allocate, choose_dual_price, holdout_mask
 from personasim.ranking.plan_checks import check_plan
 from personasim.ranking.plan_table import (
@@ -96,34 +97,97 @@ def _policy_quota(ctx: RunContext, make_env: EnvFactory, trained: TrainedPolicie
 
 
 def _plan_inputs(ctx: RunContext, inputs: Inputs, bayes: InferenceResult,
-                 ranked: Ranking) -> PlanInputs:
+                 ranked: Ranking, evidence: pd.DataFrame) -> PlanInputs:
     config = ctx.config
     return plan_inputs_from_table(ranked.table, ranked.audience.recipients, inputs.campaigns,
                                   bayes.personas, config.dynamics, inputs.events,
-                                  config.simulation.horizon)
+                                  config.simulation.horizon, evidence, config.plan.send_rule)
+
+
+def _with_exploration(config: ExperimentConfig, evidence: pd.DataFrame,
+                      n: int) -> ExperimentConfig:
+    """With ``send_rule: explore``, cap each untested campaign at ``explore_share`` of ``n``."""
+    plan = config.plan
+    if plan.send_rule != "explore":
+        return config
+    tested = evidence.groupby(CAMPAIGN_ID)["exposures"].sum()
+    capacity = dict(plan.capacity)
+    for cid in tested[tested == 0].index:
+        cap = int(np.floor(plan.explore_share * n))
+        capacity[str(cid)] = min(capacity.get(str(cid), cap), cap)
+    return config.model_copy(update={"plan": plan.model_copy(update={"capacity": capacity})})
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One way to pace the plan: the allocator's inputs, its dual price and its plan."""
+
+    inputs: PlanInputs
+    price: float
+    plan: pd.DataFrame
 
 
 def _candidates(ctx: RunContext, plan_inputs: PlanInputs, holdout: np.ndarray, budget: float,
-                quota: np.ndarray | None) -> dict[str, pd.DataFrame]:
+                quota: np.ndarray | None) -> dict[str, _Candidate]:
     config = ctx.config.plan
     seed = stage_seed(ctx.config.seed, "plan")
-    out: dict[str, pd.DataFrame] = {}
+    out: dict[str, _Candidate] = {}
     if config.pacing in ("auto", "value") or quota is None:
         price = choose_dual_price(plan_inputs, config, budget, holdout, seed)
-        out["plan_value"] = allocate(plan_inputs, config, budget, holdout, price)
+        out["plan_value"] = _Candidate(plan_inputs, price,
+                                       allocate(plan_inputs, config, budget, holdout, price))
     if quota is not None and config.pacing in ("auto", "policy"):
         paced = PlanInputs(plan_inputs.recipient_ids, plan_inputs.campaign_ids,
                            plan_inputs.channels, plan_inputs.allowed, plan_inputs.values, quota)
-        out["plan_policy"] = allocate(paced, config, budget, holdout)
+        out["plan_policy"] = _Candidate(paced, 0.0, allocate(paced, config, budget, holdout))
     return out
 
 
+def _choose(config: ExperimentConfig, make_env: EnvFactory, candidates: dict[str, _Candidate],
+            ids: list[str]) -> str:
+    """The candidate with the higher mean return on the validation seeds (or the only one)."""
+    if len(candidates) == 1:
+        return next(iter(candidates))
+    trial = play_schedules(make_env, {k: c.plan for k, c in candidates.items()}, ids,
+                           validation_seeds(config))
+    chosen = max(trial, key=lambda name: (float(trial[name]["return"].mean()), name))
+    logger.info("plan pacing: %s (validation returns %s)", chosen, ", ".join(
+        f"{k} {v['return'].mean():,.0f}" for k, v in trial.items()))
+    return chosen
+
+
+def _simulated_evaluation(config: ExperimentConfig, make_env: EnvFactory, plan: pd.DataFrame,
+                          candidates: dict[str, _Candidate], chosen: str, ids: list[str],
+                          budget: float, ranked: Ranking, inputs: Inputs,
+                          evaluated: PolicyEvaluation, trained: TrainedPolicies
+                          ) -> pd.DataFrame:
+    """``plan_evaluation.csv``: the plan, its variants and the alternatives in the simulation.
+
+    ``plan_without_holdout`` is the same allocation with nobody held out: the like-for-like
+    comparison with strategies that hold nobody out (the difference is what measuring lift
+    after launch costs).
+    """
+    best = candidates[chosen]
+    everyone = np.zeros(len(ids), dtype=bool)
+    schedules = {
+        "plan": plan,
+        "plan_without_holdout": allocate(best.inputs, config.plan, budget, everyone,
+                                         best.price, warn_empty=False),
+        **{f"{name}_pacing": c.plan for name, c in candidates.items() if name != chosen},
+        "greedy_table": greedy_schedule(ranked.table, {c.id: c.cost for c in inputs.campaigns},
+                                        budget, config.simulation.horizon),
+    }
+    episodes = play_schedules(make_env, schedules, ids, evaluation_seeds(config))
+    episodes |= policy_episodes(config, evaluated, trained)
+    return evaluation_table(episodes, budget)
+
+
 def _finish(plan: pd.DataFrame, ranked: Ranking, inputs: Inputs,
-            config: ExperimentConfig) -> pd.DataFrame:
+            config: ExperimentConfig, evidence: pd.DataFrame) -> pd.DataFrame:
     """The plan file's columns, with a reason per message."""
     persona = ranked.audience.recipients.set_index(RECIPIENT_ID)[PERSONA_ID]
     return finish_plan(plan, persona, inputs.campaigns, inputs.events,
-                       config.simulation.horizon, outcome_word(config))
+                       config.simulation.horizon, outcome_word(config), evidence)
 
 
 def outcome_word(config: ExperimentConfig) -> str:
@@ -132,12 +196,17 @@ def outcome_word(config: ExperimentConfig) -> str:
         config.dataset.outcome if config.dataset else "", "response")
 
 
-def run(ctx: RunContext, advance: Advance, inputs: Inputs, bayes: InferenceResult,
-        ranked: Ranking, make_env: EnvFactory, evaluated: PolicyEvaluation,
-        trained: TrainedPolicies) -> PlanResult:
+def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults,
+        bayes: InferenceResult, ranked: Ranking, make_env: EnvFactory,
+        evaluated: PolicyEvaluation, trained: TrainedPolicies) -> PlanResult:
     """Build, check, evaluate and write the plan; the table that follows it."""
+    evidence = evidence_table(ab.counts, bayes.posterior)
+    control = next((c.id for c in inputs.campaigns if c.control), None)
+    warnings = evidence_warnings(evidence, control)
+    ctx = replace(ctx, config=_with_exploration(ctx.config, evidence,
+                                                len(ranked.audience.recipients)))
     config = ctx.config
-    plan_inputs = _plan_inputs(ctx, inputs, bayes, ranked)
+    plan_inputs = _plan_inputs(ctx, inputs, bayes, ranked, evidence)
     persona_ids = [p.id for p in bayes.personas]
     n = len(plan_inputs.recipient_ids)
     holdout = holdout_mask(n, config.plan.holdout_fraction,
@@ -148,38 +217,25 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, bayes: InferenceResul
              if simulated and config.plan.pacing != "value" else None)
     candidates = _candidates(ctx, plan_inputs, holdout, budget, quota)
     ids = list(plan_inputs.recipient_ids)
-    chosen = next(iter(candidates))
-    if len(candidates) > 1:
-        trial = play_schedules(make_env, candidates, ids, validation_seeds(config))
-        chosen = max(trial, key=lambda name: (float(trial[name]["return"].mean()), name))
-        logger.info("plan pacing: %s (validation returns %s)", chosen, ", ".join(
-            f"{k} {v['return'].mean():,.0f}" for k, v in trial.items()))
-    plan = candidates[chosen]
-    paced = plan_inputs if chosen == "plan_value" else PlanInputs(
-        plan_inputs.recipient_ids, plan_inputs.campaign_ids, plan_inputs.channels,
-        plan_inputs.allowed, plan_inputs.values, quota)
-    errors = check_plan(plan, paced, config.plan, budget, holdout)
+    chosen = _choose(config, make_env, candidates, ids)
+    best = candidates[chosen]
+    errors = check_plan(best.plan, best.inputs, config.plan, budget, holdout)
     if errors:
         raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
-    plan = _finish(plan, ranked, inputs, config)
-    table = apply_plan(ranked.table, plan)
+    plan = _finish(best.plan, ranked, inputs, config, evidence)
+    table = apply_plan(ranked.table, plan, evidence)
     sizes = ranked.audience.recipients[PERSONA_ID].value_counts().reindex(persona_ids)
     calendar = plan_calendar(plan, sizes.fillna(0).astype(int).to_dict(),
                              plan_inputs.campaign_ids, config.simulation.horizon)
-    evaluation = None
-    if simulated:
-        others = {f"{name}_pacing": frame for name, frame in candidates.items()
-                  if name != chosen}
-        schedules = {"plan": plan, **others,
-                     "greedy_table": greedy_schedule(
-                         ranked.table, {c.id: c.cost for c in inputs.campaigns},
-                         budget, config.simulation.horizon)}
-        episodes = play_schedules(make_env, schedules, ids, evaluation_seeds(config))
-        episodes |= policy_episodes(config, evaluated, trained)
-        evaluation = evaluation_table(episodes, budget)
+    evaluation = (_simulated_evaluation(config, make_env, plan, candidates, chosen, ids,
+                                        budget, ranked, inputs, evaluated, trained)
+                  if simulated else None)
     held = pd.DataFrame({RECIPIENT_ID: plan_inputs.recipient_ids[holdout],
                          PERSONA_ID: ranked.audience.recipients[PERSONA_ID].to_numpy()[holdout]})
     summary = _summary(plan, held, budget, chosen, n, sizes.to_dict())
+    summary["send_rule"] = config.plan.send_rule
+    summary["evidence"] = evidence.to_dict(orient="records")
+    summary["evidence_warnings"] = warnings
     _write(ctx, plan, held, calendar, evaluation)
     logger.info("plan: %d messages to %d recipients, $%.2f of %s", summary["messages"],
                 summary["recipients_messaged"], summary["spend"],

@@ -319,6 +319,18 @@ class PlanConfig(StrictModel):
         "more in the simulation on the validation seeds; 'value' in data mode).",
     )
 
+    send_rule: Literal["mean", "lower_bound", "explore"] = Field(
+        "mean", description="How estimates are used: 'mean' (the posterior mean, except that a "
+        "persona x campaign cell with no A/B results is valued at its lower bound), "
+        "'lower_bound' (every send valued at the lower bound of its credible interval), "
+        "'explore' (untested cells at their mean, each untested campaign capped at "
+        "plan.explore_share of the recipients).",
+    )
+    explore_share: float = Field(
+        0.1, ge=0, le=1, description="With send_rule 'explore': most share of the recipients "
+        "an untested campaign may go to.",
+    )
+
     @model_validator(mode="after")
     def _per_week_within_horizon(self) -> PlanConfig:
         if self.max_per_horizon is not None and self.max_per_week > self.max_per_horizon:

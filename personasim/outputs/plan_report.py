@@ -58,6 +58,25 @@ def _persona_table(calendar: pd.DataFrame, plan: pd.DataFrame, sizes: Mapping[st
             "</table>")
 
 
+def _evidence_table(evidence: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """Personas as rows, campaigns as columns: A/B responses / exposures and the class."""
+    e = html.escape
+    frame = pd.DataFrame(evidence)
+    campaigns = list(dict.fromkeys(frame[CAMPAIGN_ID]))
+    head = "".join(f"<th class=num>{e(labels.get(c, c))}</th>" for c in campaigns)
+    rows = []
+    for pid, cells in frame.groupby(PERSONA_ID, sort=False):
+        by = cells.set_index(CAMPAIGN_ID)
+        tds = "".join(
+            f"<td class=num>{int(by.loc[c, 'responses']):,} / {int(by.loc[c, 'exposures']):,}"
+            f"{'' if by.loc[c, 'evidence'] == 'tested' else ' (' + e(by.loc[c, 'evidence']) + ')'}"
+            "</td>" for c in campaigns)
+        rows.append(f"<tr><td>{e(str(pid))}</td>{tds}</tr>")
+    return (f"<table class=eval><tr><th>Persona</th>{head}</tr>{''.join(rows)}</table>"
+            "<p class=note>A/B responses / exposures per persona and campaign; 'thin' means "
+            "fewer than 100 exposures or 5 responses, 'untested' none.</p>")
+
+
 def _evaluation_table(evaluation: pd.DataFrame) -> str:
     e = html.escape
     rows = "".join(
@@ -107,6 +126,9 @@ def plan_section(summary: Mapping[str, Any], calendar: pd.DataFrame, plan: pd.Da
         f"Pacing: {e(pacing)}. Every message, with its week and reason, is in "
         "<code>plan.csv</code>; the prioritization table marks exactly these sends.</p>",
     ]
+    for warning in summary.get("evidence_warnings", []):
+        parts.append(f"<p class=warn><b>Thin evidence:</b> {e(warning)} (send rule: "
+                     f"{e(str(summary.get('send_rule')))}).</p>")
     if not plan.empty:
         parts += ["<h3>Messages per week</h3>", _week_table(calendar, labels),
                   "<h3>Per persona</h3>", _persona_table(calendar, plan, sizes, labels)]
@@ -115,6 +137,9 @@ def plan_section(summary: Mapping[str, Any], calendar: pd.DataFrame, plan: pd.Da
                   "<p class=note>Dollars per season (value of responses minus cost) on the "
                   "evaluation audiences, the same budget for every strategy.</p>",
                   _evaluation_table(evaluation)]
+    if summary.get("evidence"):
+        parts += ["<h3>The evidence behind the estimates</h3>",
+                  _evidence_table(summary["evidence"], labels)]
     for name, caption in figures:
         parts.append(f'<figure><img src="{e(name)}" alt="{e(caption)}">'
                      f"<figcaption class=note>{e(caption)}</figcaption></figure>")

@@ -41,6 +41,7 @@ table{border-collapse:collapse;font-size:.9rem;margin:.4rem 0}
 td,th{padding:.2rem .6rem;border-bottom:1px solid #e4e8ec;text-align:left}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .best td{font-weight:600}img{max-width:100%}.note{color:#4a5560;font-size:.88rem}
+.warn{background:#fdf3d8;border-left:4px solid #c9a227;padding:.4rem .7rem}
 """
 
 

@@ -10,7 +10,7 @@ per-persona calendar from the plan, phrases each message's reason, and rebuilds 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,10 @@ from personasim.ranking.prioritization import PRIORITY_COLUMNS, SEND, SUPPRESS
 #: The columns of ``plan.csv``, in order.
 PLAN_FILE_COLUMNS: tuple[str, ...] = (
     RECIPIENT_ID, PERSONA_ID, "week", CAMPAIGN_ID, "channel", "p_response", "uplift",
-    "expected_value", "cost", "priority", "reason",
+    "expected_value", "cost", "priority", "evidence", "reason",
 )
 #: The columns of a run's ``prioritization.csv``: the ranking's, and the plan's first week.
-PLANNED_TABLE_COLUMNS: tuple[str, ...] = (*PRIORITY_COLUMNS, "week")
+PLANNED_TABLE_COLUMNS: tuple[str, ...] = (*PRIORITY_COLUMNS, "week", "evidence")
 #: The columns of ``calendar.csv``, in order.
 CALENDAR_COLUMNS: tuple[str, ...] = (
     PERSONA_ID, "week", CAMPAIGN_ID, "messages", "share", "spend",
@@ -54,6 +54,8 @@ class TableMatrices:
         ``(n,)`` posterior mean control rate (zeros without a control).
     allowed : np.ndarray
         ``(n, K)`` bool: the pair is in the table and the recipient consented to the channel.
+    uplift_low : np.ndarray
+        ``(n, K)`` lower bound of the uplift's credible interval.
     """
 
     recipient_ids: np.ndarray
@@ -61,6 +63,7 @@ class TableMatrices:
     p_response: np.ndarray
     p_control: np.ndarray
     allowed: np.ndarray
+    uplift_low: np.ndarray
 
 
 def channel_consent(recipients: pd.DataFrame, channels: Sequence[str]) -> np.ndarray:
@@ -110,6 +113,12 @@ def table_matrices(table: pd.DataFrame, recipients: pd.DataFrame,
     p[row, col] = table["p_response"].to_numpy(dtype=float)[known]
     uplift[row, col] = table["uplift"].to_numpy(dtype=float)[known]
     present[row, col] = True
+    value = np.array([c.value for c in sendable], dtype=float)
+    cost = np.array([c.cost for c in sendable], dtype=float)
+    low = np.zeros((n, n_k))
+    priority_low = table["priority_low"].to_numpy(dtype=float)[known]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low[row, col] = np.where(value[col] > 0, (priority_low + cost[col]) / value[col], 0.0)
     has_control = any(c.control for c in campaigns)
     control = np.zeros(n)
     if has_control:
@@ -117,14 +126,48 @@ def table_matrices(table: pd.DataFrame, recipients: pd.DataFrame,
         control = np.where(present.any(axis=1),
                            (p - uplift)[np.arange(n), first], 0.0).clip(0.0, 1.0)
     consent = channel_consent(recipients, [c.channel for c in sendable])
-    return TableMatrices(ids, sendable, p, control, present & consent)
+    return TableMatrices(ids, sendable, p, control, present & consent, low)
+
+
+def pair_evidence(recipients: pd.DataFrame, campaign_ids: Sequence[str],
+                  evidence: pd.DataFrame | None) -> np.ndarray:
+    """``(n, K)`` evidence class of each recipient's persona x campaign cell (``tested``
+    where no evidence table is given).
+    """
+    n = len(recipients)
+    if evidence is None:
+        return np.full((n, len(campaign_ids)), "tested", dtype=object)
+    grid = evidence.pivot(index=PERSONA_ID, columns=CAMPAIGN_ID, values="evidence")
+    grid = grid.reindex(columns=list(campaign_ids)).fillna("untested")
+    rows = grid.reindex(recipients[PERSONA_ID].astype(str).to_numpy()).fillna("untested")
+    return rows.to_numpy(dtype=object)
+
+
+def risk_adjusted(matrices: TableMatrices, evidence: np.ndarray, rule: str) -> np.ndarray:
+    """``(n, K)`` response probabilities the plan values sends at, under ``plan.send_rule``.
+
+    ``lower_bound`` values every send at the lower bound of its uplift; ``mean`` does so only
+    for untested cells; ``explore`` keeps every mean (untested campaigns are capped instead).
+    """
+    lower = np.clip(matrices.p_control[:, None] + matrices.uplift_low, 0.0, 1.0)
+    if rule == "lower_bound":
+        use_lower = np.ones(evidence.shape, dtype=bool)
+    elif rule == "mean":
+        use_lower = evidence == "untested"
+    else:
+        use_lower = np.zeros(evidence.shape, dtype=bool)
+    return np.where(use_lower, np.minimum(lower, matrices.p_response), matrices.p_response)
 
 
 def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
                            campaigns: Sequence[Campaign], personas: Sequence[Persona],
                            dynamics: DynamicsConfig, events: Sequence[EventConfig],
-                           horizon: int) -> PlanInputs:
+                           horizon: int, evidence: pd.DataFrame | None = None,
+                           send_rule: str = "mean") -> PlanInputs:
     """The allocator's inputs from the prioritization table and the run's dynamics.
+
+    ``evidence`` (:func:`personasim.ranking.evidence.evidence_table`) and ``send_rule``
+    (``plan.send_rule``) decide which estimates are valued at their lower bound.
 
     Raises
     ------
@@ -132,6 +175,8 @@ def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
         A recipient's ``persona_id`` is not one of ``personas``.
     """
     matrices = table_matrices(table, recipients, campaigns)
+    kinds = pair_evidence(recipients, [c.id for c in matrices.campaigns], evidence)
+    matrices = replace(matrices, p_response=risk_adjusted(matrices, kinds, send_rule))
     group = pd.Index([p.id for p in personas]).get_indexer(recipients[PERSONA_ID].astype(str))
     if np.any(group < 0):
         raise ValueError("the audience has recipients of personas the posterior lacks")
@@ -143,7 +188,8 @@ def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
 
 def finish_plan(plan: pd.DataFrame, persona_of: pd.Series, campaigns: Sequence[Campaign],
                 events: Sequence[EventConfig], horizon: int,
-                outcome: str = "response") -> pd.DataFrame:
+                outcome: str = "response", evidence: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
     """The plan file's columns: persona, numbers rounded to 6 decimals, a reason per message.
 
     ``persona_of`` maps recipient id to persona id.
@@ -155,14 +201,18 @@ def finish_plan(plan: pd.DataFrame, persona_of: pd.Series, campaigns: Sequence[C
     names = {w: calendar.active(w) for w in range(1, horizon + 1)}
     on = {(pid, w): names[w] for pid in plan[PERSONA_ID].unique() for w in names}
     labels = {c.id: c.offer or c.id for c in campaigns}
+    plan["evidence"] = _row_evidence(plan, evidence)
     plan["reason"] = plan_reasons(plan, labels, on, outcome)
     return plan[list(PLAN_FILE_COLUMNS)].reset_index(drop=True)
 
 
-def apply_plan(table: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
-    """The table with ``action`` set by the plan and ``week`` (first planned send) added.
+def apply_plan(table: pd.DataFrame, plan: pd.DataFrame,
+               evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The table with ``action`` set by the plan, ``week`` (first planned send) and ``evidence``.
 
-    ``action`` is ``send`` exactly when the plan sends that campaign to that recipient.
+    ``action`` is ``send`` exactly when the plan sends that campaign to that recipient;
+    ``evidence`` is the class of the row's persona x campaign cell (``tested`` without an
+    evidence table).
     """
     first = (plan.groupby([RECIPIENT_ID, CAMPAIGN_ID], sort=False)["week"].min()
              .rename("week").reset_index())
@@ -171,7 +221,18 @@ def apply_plan(table: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     merged["week"] = merged["week"].astype("Int64")
     action = np.where(merged["week"].notna().to_numpy(), SEND, SUPPRESS).astype(object)
     merged["action"] = pd.array(action, dtype=str)
+    merged["evidence"] = _row_evidence(merged, evidence)
     return merged
+
+
+def _row_evidence(rows: pd.DataFrame, evidence: pd.DataFrame | None) -> pd.Series:
+    """Each row's persona x campaign evidence class."""
+    if evidence is None:
+        return pd.Series("tested", index=rows.index, dtype=str)
+    kind = evidence.set_index([PERSONA_ID, CAMPAIGN_ID])["evidence"]
+    keys = pd.MultiIndex.from_arrays([rows[PERSONA_ID].astype(str), rows[CAMPAIGN_ID]])
+    return pd.Series(kind.reindex(keys).fillna("untested").to_numpy(), index=rows.index,
+                     dtype=str)
 
 
 def plan_calendar(plan: pd.DataFrame, sizes: Mapping[str, int], campaign_ids: Sequence[str],
@@ -222,15 +283,20 @@ def plan_reasons(plan: pd.DataFrame, labels: Mapping[str, str],
                      for e in range(1, max(earlier, default=0) + 1))]
     during = {key: f"; during {', '.join(names)}" for key, names in events_by_week.items()
               if names}
+    notes = {"untested": "; no A/B results for this persona and campaign, so valued at the "
+                         "low end of its estimate",
+             "thin": "; thin A/B evidence for this persona and campaign"}
+    evidence = (plan["evidence"].map(lambda e: notes.get(e, "")).tolist()
+                if "evidence" in plan else [""] * len(plan))
     columns = (plan[PERSONA_ID].tolist(), plan["week"].tolist(),
                plan[CAMPAIGN_ID].map(lambda c: labels.get(c, c)).tolist(),
                (100 * plan["uplift"]).tolist(), plan["expected_value"].tolist(),
                plan["cost"].tolist(), plan["priority"].tolist())
     return [f"{label} in week {week}: {lift:+.2f} {outcome}s per 100 like this customer "
             f"({pid}), worth ${ev:.2f} for a ${cost:.2f} send, net ${net:.2f}"
-            f"{fatigue[e]}{during.get((pid, week), '')}."
-            for (pid, week, label, lift, ev, cost, net), e in zip(
-                zip(*columns, strict=True), earlier, strict=True)]
+            f"{fatigue[e]}{during.get((pid, week), '')}{note}."
+            for (pid, week, label, lift, ev, cost, net), e, note in zip(
+                zip(*columns, strict=True), earlier, evidence, strict=True)]
 
 
 def greedy_schedule(table: pd.DataFrame, costs: Mapping[str, float], budget: float,
