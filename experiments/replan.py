@@ -27,17 +27,26 @@ from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.csv_files import write_csv
 from personasim.core.errors import DataError
-from personasim.core.types import PERSONA_ID, RECIPIENT_ID
+from personasim.core.types import PERSONA_ID, RECIPIENT_ID, Audience, Posterior
 from personasim.data.recipients import check_channel_consent, load_recipients
 from personasim.experiments.rank import _read
 from personasim.experiments.seeds import stage_seed
 from personasim.outputs.writers import EXPORTERS
 from personasim.ranking.plan import allocate, choose_dual_price, holdout_mask
 from personasim.ranking.plan_checks import check_plan
-from personasim.ranking.plan_table import finish_plan, plan_inputs_from_table
+from personasim.ranking.plan_table import (
+    TableMatrices,
+    concat_matrices,
+    finish_plan,
+    plan_inputs_from_matrices,
+    table_matrices,
+)
 from personasim.ranking.prioritization import prioritize
 
 logger = logging.getLogger(__name__)
+
+SCORE_CHUNK = 100_000
+"""Recipients scored at a time."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,31 @@ class Replan:
     plan: pd.DataFrame
     holdout: pd.DataFrame
     summary: dict[str, Any]
+
+
+def score_matrices(audience: Audience, posterior: Posterior, campaigns: list[Campaign],
+                   config: ExperimentConfig, chunk: int = SCORE_CHUNK) -> TableMatrices:
+    """Score the audience chunk by chunk: memory holds one chunk's table at a time."""
+    parts = []
+    n = len(audience.recipients)
+    for start in range(0, max(n, 1), chunk):
+        rows = slice(start, start + chunk)
+        part = Audience(audience.recipients.iloc[rows].reset_index(drop=True),
+                        audience.membership[rows], audience.persona_ids)
+        table = prioritize(part, posterior, campaigns, config.prioritization)
+        parts.append(table_matrices(table, part.recipients, campaigns))
+        del table
+    return concat_matrices(parts)
+
+
+def _evidence(run_dir: Path) -> pd.DataFrame | None:
+    """The run's evidence table (from its manifest), or None for runs without one."""
+    try:
+        manifest = json.loads(files.MANIFEST.path(run_dir).read_text(encoding="utf-8"))
+        rows = manifest["plan"]["evidence"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return pd.DataFrame(rows) if rows else None
 
 
 def holdout_path(out_path: Path) -> Path:
@@ -100,11 +134,13 @@ def replan(run_dir: Path, recipients_path: Path, out_path: Path,
     audience = audience_from_recipients(
         recipients, posterior.persona_ids, profiles,
         config.prioritization.membership_temperature, str(recipients_path))
-    table = prioritize(audience, posterior, campaigns, config.prioritization)
+    matrices = score_matrices(audience, posterior, campaigns, config)
     horizon = config.simulation.horizon
     events = config.dynamics.events
-    inputs = plan_inputs_from_table(table, audience.recipients, campaigns, personas,
-                                    config.dynamics, events, horizon)
+    evidence = _evidence(run_dir)
+    inputs = plan_inputs_from_matrices(matrices, audience.recipients, personas,
+                                       config.dynamics, events, horizon, evidence,
+                                       config.plan.send_rule)
     if budget is None:
         budget = next((float(b) for b in (config.plan.budget, config.simulation.budget)
                        if b is not None), float("inf"))
@@ -116,7 +152,7 @@ def replan(run_dir: Path, recipients_path: Path, out_path: Path,
     if errors:
         raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
     persona_of = audience.recipients.set_index(RECIPIENT_ID)[PERSONA_ID]
-    plan = finish_plan(plan, persona_of, campaigns, events, horizon)
+    plan = finish_plan(plan, persona_of, campaigns, events, horizon, evidence=evidence)
     holdout = pd.DataFrame({RECIPIENT_ID: inputs.recipient_ids[held],
                             PERSONA_ID: audience.recipients[PERSONA_ID].to_numpy()[held]})
     _write(plan, holdout, out_path, fmt)

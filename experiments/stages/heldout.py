@@ -22,6 +22,12 @@ from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.csv_files import write_csv
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, Posterior
+from personasim.evaluation.budget_targeting import (
+    BUDGET_SHARES,
+    budget_policies,
+    budget_rows,
+    training_best_arm,
+)
 from personasim.evaluation.offline import (
     TABLE,
     HeldOut,
@@ -32,12 +38,6 @@ from personasim.evaluation.offline import (
     qini_coefficient,
     t_learner,
     uplift_curve,
-)
-from personasim.evaluation.budget_targeting import (
-    BUDGET_SHARES,
-    budget_policies,
-    budget_rows,
-    training_best_arm,
 )
 from personasim.evaluation.sim_to_real import SimulationSettings, sim_to_real
 from personasim.experiments.progress import Advance
@@ -59,6 +59,8 @@ STAGE = Stage("heldout_evaluation", "Held-out evaluation")
 METRICS = {"visit": ("visit", False), "spend": ("spend", False), "net_value": ("value", True)}
 """Reported metric -> (held-out outcome, net of e-mail cost)."""
 CURVE_METRICS = ("visit", "net_value")
+RANK1_TO_ALL = "first_choice_for_all"
+"""The policy that sends every customer the table's rank-1 campaign."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Poster
     chosen, rank1, priority = _table_policy(table, data.recipient_ids, campaign_ids,
                                             data.control)
     policies[TABLE] = one_hot(chosen, k)
+    policies[RANK1_TO_ALL] = one_hot(rank1, k)  # the first-ranked e-mail, held back from no one
     attributes = inputs.recipients.set_index(RECIPIENT_ID)
     features = [f for f in (config.synthesis.features or default_features(inputs.recipients))
                 if f != PERSONA_ID]
@@ -216,6 +219,8 @@ def _summary(evaluation: pd.DataFrame, curves: pd.DataFrame, sim: pd.DataFrame,
                                      ("table_advantage", "advantage_low", "advantage_high")],
             "table_minus_t_learner": [round(float(by.loc["t_learner", c]), 5) for c in
                                       ("table_advantage", "advantage_low", "advantage_high")],
+            "first_choice_for_all": [round(float(by.loc[RANK1_TO_ALL, c]), 5)
+                                    for c in ("value", "ci_low", "ci_high")],
         }
     for (policy, metric), curve in curves.groupby(["policy", "metric"], sort=False):
         out.setdefault("qini_coefficient", {})[f"{policy}/{metric}"] = round(

@@ -202,7 +202,8 @@ def _money(x: float) -> str:
 
 def policy_label(name: str, labels: Mapping[str, str]) -> str:
     """Plain name of an evaluated policy (``mens_email_to_all`` -> ``Mens E-Mail to all``)."""
-    fixed = {"prioritization_table": "Prioritization table (this run)",
+    fixed = {"prioritization_table": "The plan's first message (this run)",
+             "first_choice_for_all": "Each customer's first-ranked e-mail, to everyone",
              "t_learner": "T-learner (gradient boosting)", "nothing": "No e-mail to anyone",
              "random": "Random arm per customer"}
     if name in fixed:

@@ -131,8 +131,9 @@ def table_matrices(table: pd.DataFrame, recipients: pd.DataFrame,
 
 def pair_evidence(recipients: pd.DataFrame, campaign_ids: Sequence[str],
                   evidence: pd.DataFrame | None) -> np.ndarray:
-    """``(n, K)`` evidence class of each recipient's persona x campaign cell (``tested``
-    where no evidence table is given).
+    """``(n, K)`` evidence class of each recipient's persona x campaign cell.
+
+    Every cell is ``tested`` when no evidence table is given.
     """
     n = len(recipients)
     if evidence is None:
@@ -174,7 +175,16 @@ def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
     ValueError
         A recipient's ``persona_id`` is not one of ``personas``.
     """
-    matrices = table_matrices(table, recipients, campaigns)
+    return plan_inputs_from_matrices(table_matrices(table, recipients, campaigns), recipients,
+                                     personas, dynamics, events, horizon, evidence, send_rule)
+
+
+def plan_inputs_from_matrices(matrices: TableMatrices, recipients: pd.DataFrame,
+                              personas: Sequence[Persona], dynamics: DynamicsConfig,
+                              events: Sequence[EventConfig], horizon: int,
+                              evidence: pd.DataFrame | None = None,
+                              send_rule: str = "mean") -> PlanInputs:
+    """The allocator's inputs from scored matrices (see :func:`plan_inputs_from_table`)."""
     kinds = pair_evidence(recipients, [c.id for c in matrices.campaigns], evidence)
     matrices = replace(matrices, p_response=risk_adjusted(matrices, kinds, send_rule))
     group = pd.Index([p.id for p in personas]).get_indexer(recipients[PERSONA_ID].astype(str))
@@ -184,6 +194,18 @@ def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
                              matrices.campaigns, personas, dynamics, events, horizon)
     return PlanInputs(matrices.recipient_ids, tuple(c.id for c in matrices.campaigns),
                       tuple(c.channel for c in matrices.campaigns), matrices.allowed, values)
+
+
+def concat_matrices(parts: Sequence[TableMatrices]) -> TableMatrices:
+    """Matrices of consecutive recipient chunks, stacked in order."""
+    first = parts[0]
+    return TableMatrices(
+        np.concatenate([m.recipient_ids for m in parts]), first.campaigns,
+        np.concatenate([m.p_response for m in parts]),
+        np.concatenate([m.p_control for m in parts]),
+        np.concatenate([m.allowed for m in parts]),
+        np.concatenate([m.uplift_low for m in parts]),
+    )
 
 
 def finish_plan(plan: pd.DataFrame, persona_of: pd.Series, campaigns: Sequence[Campaign],
