@@ -52,7 +52,7 @@ from personasim.bayes.storage import load_posterior
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
 from personasim.config.sections import InferenceConfig
-from personasim.core.log_filters import filtered_logger, warnings_to_info
+from personasim.core.log_filters import demoted_for, filtered_logger
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, ABResults, Posterior
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,19 @@ class InferenceOutcome:
                 "first": round(_rmse(first), 6),
                 "last": round(_rmse(last), 6),
             }
+            entry["wave_fits"] = _wave_fits(self.waves)
         return entry
+
+
+def _wave_fits(waves: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each further wave fit's health, as the log reports it (wave 1 is the run's own fit)."""
+    out = []
+    for wave, rows in waves[waves["wave"] > 1].groupby("wave"):
+        first = rows.iloc[0]
+        out.append({"wave": int(wave), "rhat_max": round(float(first["rhat_max"]), 4),
+                    "ess_bulk_min": round(float(first["ess_bulk_min"]), 1),
+                    "divergences": int(first["divergences"])})
+    return out
 
 
 def _rmse(frame: pd.DataFrame) -> float:
@@ -268,7 +280,8 @@ def run_waves(
         counts = ABCounts(first.persona_ids, first.campaign_ids, exposures, responses)
         # the run's own fit is the one whose health is reported: wave fits' sampler
         # warnings go to INFO (they stay in the waves table)
-        with filtered_logger("personasim.bayes.diagnostics", warnings_to_info):
+        with filtered_logger("personasim.bayes.diagnostics",
+                             demoted_for(f"A/B wave {w} fit (not the run's posterior)")):
             request = EstimationRequest(_grid(prior, counts, features, names), light,
                                         seed + w, prior.mean, cache=cache)
             fitted = estimator(request)

@@ -31,3 +31,19 @@ def warnings_to_info(record: logging.LogRecord) -> bool:
     if record.levelno == logging.WARNING:
         record.levelno, record.levelname = logging.INFO, "INFO"
     return True
+
+
+def demoted_for(subject: str) -> Callable[[logging.LogRecord], bool]:
+    """Like :func:`warnings_to_info`, and prefix every message with ``subject``.
+
+    For fits whose health is not the run's (the further A/B waves): their sampler messages
+    say which fit they are about and stay out of the warnings a user is shown.
+    """
+
+    def keep(record: logging.LogRecord) -> bool:
+        warnings_to_info(record)
+        record.msg = f"{subject}: {record.getMessage()}"
+        record.args = ()
+        return True
+
+    return keep
