@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,6 +98,9 @@ def run_experiment(
         loaded = step(inputs.STAGE, inputs.run)
         ab = step(ab_test.STAGE, ab_test.run, loaded)
         bayes = step(inference.STAGE, inference.run, loaded, ab)
+        if config.inference.privacy.mechanism != "none":
+            # from here on only the noised aggregates stand for the A/B test
+            ab = replace(ab, counts=bayes.outcome.counts)
         checked = (step(self_check.STAGE, self_check.run, loaded, ab)
                    if self_check.applies(ctx, loaded, ab) else None)
         make_env = training.env_factory(ctx, loaded, bayes)

@@ -5,6 +5,7 @@ File names come from :mod:`personasim.core.run_layout`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ from personasim.outputs.plots import (
 from personasim.outputs.writers import export_table
 from personasim.policies.comparison import TrainedPolicies
 from personasim.policies.training import torch_threads
+
+logger = logging.getLogger(__name__)
 
 STAGE = Stage("export", "Writing tables and plots")
 
@@ -96,7 +99,10 @@ def write_tables(ctx: RunContext, results: RunResults) -> None:
     out = ctx.out
     evaluation = results.evaluation
     save_posterior(results.inference.posterior, out)
-    write_csv(results.ab.table, files.AB_RESULTS.path(out))
+    if ctx.config.inference.privacy.mechanism == "none":
+        write_csv(results.ab.table, files.AB_RESULTS.path(out))
+    else:
+        logger.info("privacy is on: the per-recipient A/B results are not written")
     write_csv(evaluation.summary.round(4), files.EVALUATION.path(out))
     write_csv(evaluation.episodes.round(4), files.EVALUATION_EPISODES.path(out))
     write_csv(evaluation.metrics, files.METRICS.path(out))
@@ -125,7 +131,8 @@ def run(ctx: RunContext, advance: Advance, results: RunResults) -> dict[str, Any
     """
     config = ctx.config
     posterior = results.inference.posterior
-    summary_table = posterior_table(posterior, results.ab.counts,
+    # the counts the posterior was fitted to: noised when privacy is on
+    summary_table = posterior_table(posterior, results.inference.outcome.counts,
                                     config.prioritization.credible_interval)
     write_inputs(ctx, results.inputs, results.inference.personas)
     write_tables(ctx, results)

@@ -129,8 +129,12 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
         raise DataError(str(data.recipients), None, "no attribute columns besides "
                         "recipient_id and consent: personas are synthesized from recipients' "
                         "attributes (add columns such as age or region, or list personas)")
+    # With privacy on, raw A/B outcomes must not shape the personas: their traits come from
+    # the defaults, and only the noised aggregates reach the posterior that calibrates them.
+    private = config.inference.privacy.mechanism != "none"
     result = synthesize_personas(
-        recipients, config.synthesis, np.random.default_rng(seed), ab_table, campaigns
+        recipients, config.synthesis, np.random.default_rng(seed),
+        None if private else ab_table, campaigns,
     )
     recipients = recipients.copy()
     recipients.insert(1, PERSONA_ID, [result.personas[i].id for i in result.labels])

@@ -200,7 +200,7 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults,
         bayes: InferenceResult, ranked: Ranking, make_env: EnvFactory,
         evaluated: PolicyEvaluation, trained: TrainedPolicies) -> PlanResult:
     """Build, check, evaluate and write the plan; the table that follows it."""
-    evidence = evidence_table(ab.counts, bayes.posterior)
+    evidence = evidence_table(bayes.outcome.counts, bayes.posterior)  # noised under privacy
     control = next((c.id for c in inputs.campaigns if c.control), None)
     warnings = evidence_warnings(evidence, control)
     ctx = replace(ctx, config=_with_exploration(ctx.config, evidence,
