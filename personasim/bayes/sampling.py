@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from personasim.bayes.cells import ModelInputs
 from personasim.bayes.model import build_model, model_data
 from personasim.config.sections import InferenceConfig
+from personasim.core.interrupts import active_stop
 from personasim.core.log_filters import below_error, filtered_logger
 
 logger = logging.getLogger(__name__)
@@ -125,7 +128,8 @@ def compiled_nutpie(
         return cached.with_data(**{k: v for k, v in data.items() if k in cached.shared_data}), 0.0
     start = time.perf_counter()
     with _quiet_fusion_errors():
-        compiled = nutpie.compile_pymc_model(build_model(inputs))
+        compiled = interruptible(lambda: nutpie.compile_pymc_model(build_model(inputs)),
+                                 "Bayesian update (compiling the model)")
     seconds = time.perf_counter() - start
     logger.info("compiled nutpie model %s in %.1f s", key, seconds)
     if cache is not None:
@@ -153,7 +157,7 @@ def sample_nuts(
         import nutpie
 
         compiled, compile_seconds = compiled_nutpie(inputs, cache)
-        idata = nutpie.sample(
+        sampler = nutpie.sample(
             compiled,
             draws=config.draws,
             tune=config.tune,
@@ -162,8 +166,9 @@ def sample_nuts(
             save_warmup=False,
             progress_bar=progress,
             target_accept=config.target_accept,
+            blocking=False,
         )
-        return idata, compile_seconds
+        return _wait(sampler), compile_seconds
     import pymc as pm
 
     with _quiet_fusion_errors(), build_model(inputs):
@@ -177,8 +182,85 @@ def sample_nuts(
             progressbar=progress,
             compute_convergence_checks=False,
             return_inferencedata=True,
+            callback=_stop_callback(),
         )
     return idata, 0.0
+
+
+STOP_POLL_SECONDS = 0.2
+T = TypeVar("T")
+
+
+def interruptible(work: Callable[[], T], where: str) -> T:
+    """Run ``work``; with a run's stop flag active, stop waiting for it when a stop comes.
+
+    The work runs in a daemon thread that the main thread polls, so a stop request is
+    answered within :data:`STOP_POLL_SECONDS` even while C code (a compiler) runs; the
+    abandoned thread ends with the process.
+    """
+    flag = active_stop()
+    if flag is None:
+        return work()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="personasim-interruptible", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        flag.check(where)
+        thread.join(STOP_POLL_SECONDS)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+"""How often a background nutpie sampler is checked for a stop request."""
+
+
+def _wait(sampler: Any) -> Any:
+    """The finished trace of a background nutpie sampler, cancelled on a stop request."""
+    flag = active_stop()
+    try:
+        while flag is not None and not _finished(sampler):
+            if flag.requested:
+                sampler.cancel()
+                flag.check("Bayesian update")
+            time.sleep(STOP_POLL_SECONDS)
+        return sampler.wait()
+    except BaseException:
+        sampler.cancel()
+        raise
+
+
+def _finished(sampler: Any) -> bool:
+    """Whether a background nutpie sampler is done (a property or a method by version).
+
+    Some versions answer "not yet" by raising ``TimeoutError``.
+    """
+    try:
+        done = sampler.is_finished
+        return bool(done() if callable(done) else done)
+    except TimeoutError:
+        return False
+
+
+def _stop_callback() -> Callable[..., None] | None:
+    """A per-draw PyMC callback that ends sampling when a stop is requested, or None.
+
+    nutpie samples in native threads and returns to Python between progress updates, where
+    the stop is seen; PyMC's own sampler needs this callback to stop within a draw.
+    """
+    flag = active_stop()
+    if flag is None:
+        return None
+
+    def check(trace: Any = None, draw: Any = None) -> None:
+        flag.check("Bayesian update")
+
+    return check
 
 
 #: ADVI counts as converged when the mean loss of its last tenth of steps differs from the

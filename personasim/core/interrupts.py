@@ -97,6 +97,19 @@ class StopFlag:
             raise RunInterrupted(self.signum, where)
 
 
+_ACTIVE: list[StopFlag] = []
+"""The stop flags of the :class:`GracefulInterrupt` contexts now open, innermost last."""
+
+
+def active_stop() -> StopFlag | None:
+    """The stop flag of the innermost open :class:`GracefulInterrupt`, if any.
+
+    For code deep inside a stage (a sampler's per-draw callback) that has no flag passed to
+    it but must still stop promptly.
+    """
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
 class GracefulInterrupt(ExitHandler):
     """Route SIGINT/SIGTERM to a :class:`StopFlag` while the context is active.
 
@@ -122,6 +135,7 @@ class GracefulInterrupt(ExitHandler):
                        "(send it again to abort at once)", signal.Signals(signum).name)
 
     def __enter__(self) -> StopFlag:
+        _ACTIVE.append(self.flag)
         if threading.current_thread() is threading.main_thread():
             for sig in SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -131,6 +145,8 @@ class GracefulInterrupt(ExitHandler):
 
     def leave(self, exc_type: type[BaseException] | None, exc: BaseException | None) -> None:
         """Restore the signal handlers in place before the context."""
+        if self.flag in _ACTIVE:
+            _ACTIVE.remove(self.flag)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
