@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from personasim.config.schema import ExperimentConfig
+from personasim.core.types import RECIPIENT_ID
 from personasim.experiments.preflight import check_registered_names
 from personasim.experiments.progress import Reporter, SilentReporter
 from personasim.experiments.resume import ResumableRunDirectory, RunSession, read_saved_run
@@ -115,7 +116,7 @@ def run_experiment(
         held_out = None
         if loaded.holdout is not None:
             held_out = step(heldout.STAGE, heldout.run, loaded, bayes.posterior, planned.table,
-                            bayes.personas)
+                            bayes.personas, set(planned.holdout[RECIPIENT_ID].astype(str)))
         step(report.STAGE, report.run, loaded, bayes.posterior, planned, held_out, checked)
         timing = {"stage_seconds": session.stage_seconds(timer.seconds),
                   "wall_seconds": round(time.perf_counter() - started, 3)}

@@ -137,8 +137,14 @@ def plan_choices(config: ExperimentConfig, inputs: Inputs, personas: list[Person
 
 def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Posterior,
                      table: pd.DataFrame, seed: int, replications: int = 200,
-                     personas: list[Persona] | None = None) -> HeldOutResult:
-    """Score the table and the baselines on ``inputs.holdout`` and run the sim-to-real check."""
+                     personas: list[Persona] | None = None,
+                     exclude: set[str] | None = None) -> HeldOutResult:
+    """Score the table and the baselines on ``inputs.holdout`` and run the sim-to-real check.
+
+    Customers in ``exclude`` (the plan's own holdout, who never get a message so that lift
+    can be measured after launch) are left out of the policy comparison, for every policy
+    alike; the sim-to-real check keeps them.
+    """
     assert inputs.holdout is not None and inputs.recipients is not None
     campaign_ids = tuple(c.id for c in inputs.campaigns)
     control_id = next(c.id for c in inputs.campaigns if c.control)
@@ -146,7 +152,10 @@ def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Poster
     column, unit, binary = _outcome(config, sendable[0].value)
     costs = {c.id: c.cost for c in sendable}
     outcomes = {"visit": "visit", "spend": "spend", "value": (column, unit)}
-    data = HeldOut.from_table(inputs.holdout, campaign_ids, control_id, costs, outcomes)
+    rows = inputs.holdout
+    if exclude:  # the plan's own holdout never gets a message by design: judge the others
+        rows = rows[~rows[RECIPIENT_ID].astype(str).isin(exclude)]
+    data = HeldOut.from_table(rows, campaign_ids, control_id, costs, outcomes)
     k = len(campaign_ids)
     rngs = np.random.SeedSequence(seed).spawn(3)
 
@@ -198,6 +207,7 @@ def evaluate_heldout(config: ExperimentConfig, inputs: Inputs, posterior: Poster
     sim = sim_to_real(inputs.personas, posterior, inputs.campaigns, inputs.holdout, settings,
                       int(rngs[2].generate_state(1)[0]), replications)
     summary = _summary(evaluation, curves_frame, sim, data.n)
+    summary["plan_holdout_left_out"] = int(len(inputs.holdout) - data.n)
     summary["budget_targeting"] = budgets.round(6).to_dict(orient="records")
     return HeldOutResult(evaluation, curves_frame, sim, operating, summary, budgets)
 
@@ -241,9 +251,11 @@ def write_heldout(out: Path, result: HeldOutResult, plots: bool) -> None:
 
 
 def run(ctx: RunContext, advance: Advance, inputs: Inputs, posterior: Posterior,
-        table: pd.DataFrame, personas: list[Persona] | None = None) -> HeldOutResult:
+        table: pd.DataFrame, personas: list[Persona] | None = None,
+        exclude: set[str] | None = None) -> HeldOutResult:
     """Score the table on the held-out customers and write the evaluation files."""
     result = evaluate_heldout(ctx.config, inputs, posterior, table,
-                              stage_seed(ctx.config.seed, "heldout"), personas=personas)
+                              stage_seed(ctx.config.seed, "heldout"), personas=personas,
+                              exclude=exclude)
     write_heldout(ctx.out, result, ctx.config.output.plots)
     return result

@@ -65,6 +65,7 @@ class PlanResult:
     calendar: pd.DataFrame
     evaluation: pd.DataFrame | None
     summary: dict[str, Any]
+    holdout: pd.DataFrame
 
 
 def plan_budget(config: ExperimentConfig) -> float:
@@ -240,7 +241,7 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults,
     logger.info("plan: %d messages to %d recipients, $%.2f of %s", summary["messages"],
                 summary["recipients_messaged"], summary["spend"],
                 "no budget limit" if not np.isfinite(budget) else f"${budget:,.2f}")
-    return PlanResult(plan, table, calendar, evaluation, summary)
+    return PlanResult(plan, table, calendar, evaluation, summary, held)
 
 
 def _summary(plan: pd.DataFrame, held: pd.DataFrame, budget: float, pacing: str, n: int,
