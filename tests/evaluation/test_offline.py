@@ -193,11 +193,14 @@ def test_run_scores_the_table_on_held_out_customers(hillstrom_run: Path) -> None
     evaluation = pd.read_csv(hillstrom_run / "offline_evaluation.csv")
     assert list(evaluation.columns) == list(EVAL_COLUMNS)
     assert set(evaluation["policy"]) == {"prioritization_table", "t_learner", "nothing",
-                                         "random", "mens_email_to_all", "womens_email_to_all"}
+                                         "random", "mens_email_to_all", "womens_email_to_all",
+                                         "first_choice_for_all"}
     assert set(evaluation["metric"]) == {"visit", "spend", "net_value"}
     assert (evaluation["ci_low"] <= evaluation["value"]).all()
     manifest = json.loads((hillstrom_run / "manifest.json").read_text())
-    assert manifest["heldout"]["customers"] == 1500
+    left_out = manifest["heldout"]["plan_holdout_left_out"]
+    assert 0 < left_out < 1500 * 0.1  # the plan holds out 5% of every customer
+    assert manifest["heldout"]["customers"] == 1500 - left_out
     ranked = pd.read_csv(hillstrom_run / "prioritization.csv")["recipient_id"].nunique()
     assert ranked == 3000  # every customer is ranked; only the training half fit the model
     assert manifest["ab_test"]["exposures"] == 1500
