@@ -52,7 +52,9 @@ OutOption = Annotated[
     Path | None, typer.Option(help="Run directory (default runs/<name>-<time>).")
 ]
 SetOption = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a config value: key.path=value.")
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: key.path=value (the value is YAML, "
+                 "e.g. --set inference.draws=500). Repeat --set for several values."),
 ]
 
 
@@ -201,10 +203,22 @@ def plan_line(plan: dict[str, Any]) -> str:
 @app.command()
 def rank(
     run_dir: Annotated[Path, typer.Option("--run", help="A finished run directory.")],
-    recipients: Annotated[Path, typer.Option(help="Recipients file (CSV or Parquet).")],
+    recipients: Annotated[Path, typer.Option(
+        help="Recipients file (CSV or Parquet): recipient_id, the run's persona attributes, "
+             "optional consent and consent_<channel> (see above).")],
     out: Annotated[Path, typer.Option(help="Output table (.csv or .parquet).")],
 ) -> None:
-    """Rank campaigns for a new recipients file with a finished run's posterior."""
+    """Rank campaigns for a new recipients file with a finished run's posterior.
+
+    The recipients file has one row per recipient and these columns:
+
+    - recipient_id: a unique, non-blank id;
+    - the run's persona attributes ("features" in RUN/profiles.json, e.g. age, region);
+    - consent (optional; true/false, yes/no, 1/0): false suppresses every campaign;
+    - consent_<channel> (optional; same values): consent for a channel the campaigns use.
+
+    Without a consent column everyone has consented. Other columns must have no blanks.
+    """
     _setup_logging(False)
     with _input_errors():
         from personasim.experiments.rank import rank_recipients
@@ -225,8 +239,9 @@ def plan(
 ) -> None:
     """Plan the messages for a new audience or budget with a finished run (no retraining).
 
-    The run's posterior scores the recipients; the plan is allocated under the run's
-    ``plan:`` constraints, its fatigue and its events, week by week.
+    The run's posterior scores the recipients (recipient_id, the attributes the run used,
+    consent and optional consent_<channel> columns); the plan keeps the run's plan settings
+    (caps, gaps, quiet weeks, holdout share), its fatigue and its events, week by week.
     """
     _setup_logging(False)
     with _input_errors():
