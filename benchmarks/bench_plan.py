@@ -9,8 +9,8 @@ Parts (``--parts``, all by default):
 
 ``constraints``
     random audiences and constraint sets (sizes, caps, gaps, capacities, quiet weeks,
-    consent, holdout, fatigue, events, pacing quotas, dual prices); each plan is checked by
-    an independent count of the budget and every cap.
+    consent, holdout, fatigue, events, pacing quotas, benefit-of-the-doubt pairs, dual
+    prices); each plan is checked by an independent count of the budget and every cap.
 ``simulation``
     full runs of the quickstart, fatigue and budget configs; their ``plan_evaluation.csv``
     (the plan beside the policy's calendar, the greedy table, the A/B winner and the myopic
@@ -102,9 +102,10 @@ def constraints(worlds: int, seed: int) -> dict[str, Any]:
             fatigue_rate=rng.uniform(0, 0.6, (g, h)), fatigue_weight=float(rng.uniform(0, 3)),
             fatigue_recovery=float(rng.uniform(0.05, 1)))
         quota = (np.floor(rng.uniform(0, n / 2, (g, h, k))) if rng.random() < 0.3 else None)
+        doubt = rng.random((n, k)) < 0.3 if rng.random() < 0.5 else None
         inputs = PlanInputs(np.array([f"r{i}" for i in range(n)], dtype=object),
                             tuple(f"c{j}" for j in range(k)), tuple("email" for _ in range(k)),
-                            rng.random((n, k)) > 0.2, values, quota)
+                            rng.random((n, k)) > 0.2, values, quota, doubt)
         per_week = int(rng.integers(1, 3))
         config = PlanConfig(
             max_per_week=per_week,

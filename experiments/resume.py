@@ -8,8 +8,13 @@ deleting it. Inside, ``checkpoints/`` holds what a resume needs:
 
 - ``run.json``: the resolved config, the final destination, sessions so far and the seconds
   spent per stage;
-- ``stages/<stage>.pkl``: the result of every finished early stage (inputs, A/B test,
-  Bayesian update), so a resume does not redo them;
+- ``stages/<stage>.npz``: the result of every finished early stage (inputs, A/B test,
+  Bayesian update, self-check), so a resume does not redo them. They are plain data
+  (:mod:`personasim.core.plain_files`: JSON, arrays and Parquet in one ``.npz``, read with
+  ``allow_pickle=False``), never pickles: a tampered run folder cannot run code on resume.
+  A stage file that does not read back (damaged, a pickle, a type not in
+  :data:`STAGE_TYPES`) stops the resume with a one-line error naming it; an old
+  ``stages/<stage>.pkl`` is never opened (the stage is recomputed);
 - one folder per training run with its newest checkpoint (:mod:`personasim.policies.checkpointing`),
   and the evaluation episodes already played.
 
@@ -22,24 +27,49 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from personasim.audience.profiles import PersonaProfiles
+from personasim.bayes.covariates import CovariatePosterior, CovariateSpec
+from personasim.bayes.design import Coding, Design
+from personasim.bayes.diagnostics import FitDiagnostics
+from personasim.bayes.priors import PriorGrid
+from personasim.bayes.privacy import PrivacyReport
+from personasim.bayes.update import InferenceOutcome
+from personasim.config.campaign import Campaign
+from personasim.config.distributions import Beta, Constant, Gamma, LogNormal, Normal, Uniform
+from personasim.config.persona import Persona, PersonaTraits
 from personasim.config.schema import ExperimentConfig
-from personasim.core.errors import ConfigError
+from personasim.config.sections import EventConfig
+from personasim.core.errors import ConfigError, DataError
 from personasim.core.interrupts import ExitHandler, GracefulInterrupt, StopFlag, is_interruption
-from personasim.core.run_layout import CHECKPOINTS, RUN_STATE
+from personasim.core.plain_files import PlainFileError, load_plain, save_plain
+from personasim.core.run_layout import CHECKPOINTS, RUN_STATE, STAGE_RESULTS
+from personasim.core.types import ABCounts, ABResults, Diagnostics, Posterior
+from personasim.evaluation.self_check import SelfCheck
 from personasim.experiments.run_dir import RunDirectory, StageTimer
+from personasim.experiments.stages.inference import InferenceResult
+from personasim.experiments.stages.inputs import Inputs
 
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_SUFFIX = ".interrupted"
 
 T = TypeVar("T")
+
+STAGE_TYPES: tuple[type, ...] = (
+    Inputs, Persona, PersonaTraits, Beta, Gamma, Normal, LogNormal, Uniform, Constant,
+    Campaign, EventConfig, PersonaProfiles, ABResults, ABCounts, InferenceResult,
+    InferenceOutcome, Posterior, CovariatePosterior, Diagnostics, FitDiagnostics, PriorGrid,
+    CovariateSpec, Design, Coding, PrivacyReport, SelfCheck,
+)
+"""The only classes a saved stage result may contain (anything else is refused on reading)."""
 
 
 def interrupted_path(final: Path) -> Path:
@@ -62,10 +92,15 @@ class SavedRun:
 def read_saved_run(path: Path) -> SavedRun:
     """Read the resumable run at ``path`` (the folder, or the final path it was heading for).
 
+    The run finishes beside its folder (``NAME.interrupted`` becomes ``NAME``): a
+    ``run.json`` naming another destination (the folder was moved, or the file edited) is
+    not followed there, and its ``overwrite`` is then ignored.
+
     Raises
     ------
     ConfigError
-        ``path`` is not a resumable run folder, or its saved config no longer validates.
+        ``path`` is not a resumable run folder, its ``run.json`` is damaged, or its saved
+        config no longer validates.
     """
     path = Path(path)
     candidates = [path, interrupted_path(path)]
@@ -73,14 +108,24 @@ def read_saved_run(path: Path) -> SavedRun:
     if directory is None:
         raise ConfigError(str(path), None, f"not a resumable run folder (no {CHECKPOINTS.name}/"
                           f"{RUN_STATE}); an interrupted run is kept as NAME{INTERRUPTED_SUFFIX}")
-    state = json.loads((directory / CHECKPOINTS.name / RUN_STATE).read_text())
+    state_path = directory / CHECKPOINTS.name / RUN_STATE
     try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
         config = ExperimentConfig.model_validate(state["config"])
-    except ValueError as exc:
-        raise ConfigError(str(directory / CHECKPOINTS.name / RUN_STATE), "config",
+        final, overwrite = Path(state["final"]), bool(state["overwrite"])
+        source = str(state["config_source"])
+    except ValidationError as exc:
+        raise ConfigError(str(state_path), "config",
                           f"the saved config no longer validates ({exc})") from None
-    return SavedRun(directory, config, Path(state["final"]), state["config_source"],
-                    bool(state["overwrite"]))
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise ConfigError(str(state_path), None, f"damaged resume state ({exc})") from None
+    if directory.name.endswith(INTERRUPTED_SUFFIX):
+        beside = directory.with_name(directory.name.removesuffix(INTERRUPTED_SUFFIX))
+        if final.resolve() != beside.resolve():
+            logger.warning("%s names %s as the destination; the run finishes beside its "
+                           "folder, in %s", state_path, final, beside)
+            final, overwrite = beside, False
+    return SavedRun(directory, config, final, source, overwrite)
 
 
 class ResumableRunDirectory(RunDirectory):
@@ -203,20 +248,32 @@ class RunSession(ExitHandler):
 
         After a stage is computed, a pending stop request raises
         :class:`~personasim.core.interrupts.RunInterrupted` (the result is saved first).
+        A result that cannot be saved as plain data is not saved (a resume recomputes it).
+
+        Raises
+        ------
+        DataError
+            The saved result does not read back as plain data (damaged or tampered with).
         """
-        path = self.dir / "stages" / f"{name}.pkl"
+        folder = self.dir / STAGE_RESULTS
+        path = folder / f"{name}.npz"
+        if (folder / f"{name}.pkl").is_file():
+            logger.warning("stage %s: ignoring %s (a pickle, never opened); the stage is "
+                           "recomputed", name, folder / f"{name}.pkl")
         if path.is_file():
-            with path.open("rb") as fh:
-                result: T = pickle.load(fh)  # our own file, written below
+            try:
+                result: T = load_plain(path, STAGE_TYPES)
+            except PlainFileError as exc:
+                raise DataError(str(path), None, f"not a saved stage result ({exc}); delete it "
+                                "to recompute the stage") from None
             self.reused.append(name)
             logger.info("stage %s: reusing the result saved by an earlier session", name)
             return result
         result = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(result, fh)
-        os.replace(tmp, path)
+        try:
+            save_plain(result, path, STAGE_TYPES)
+        except TypeError as exc:
+            logger.warning("stage %s: result not saved for a resume (%s)", name, exc)
         self.stop.check(name)
         return result
 

@@ -15,14 +15,15 @@ BANDS = ((0, 100, "1) $0 - $100"), (100, 200, "2) $100 - $200"), (200, 350, "3) 
          (350, 500, "4) $350 - $500"), (500, 750, "5) $500 - $750"))
 
 
-def _shared_path() -> Path:
-    named = os.environ.get("PERSONASIM_DATA")
+def shared_path(named: str | None) -> Path:
+    """The real file's expected place, given ``$PERSONASIM_DATA`` (a file or a data folder)."""
     repo = Path(__file__).resolve().parents[1]
     path = Path(named) if named else repo.parent / "shared" / "data" / "hillstrom.csv"
-    return path if path.is_absolute() else (repo / path).resolve()
+    path = path if path.is_absolute() else (repo / path).resolve()
+    return path / "hillstrom.csv" if path.is_dir() else path
 
 
-SHARED = _shared_path()
+SHARED = shared_path(os.environ.get("PERSONASIM_DATA"))
 """Where the real file should be, as the environment said when the tests started."""
 
 

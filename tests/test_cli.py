@@ -22,6 +22,7 @@ from personasim.ranking.prioritization import PRIORITY_COLUMNS
 runner = CliRunner()
 TINY_RUN_FILES = (
     "config.yaml", "manifest.json", "personas.csv", "personas_posterior.yaml", "posterior.npz",
+    "posterior.nc",
     "policy.zip", "evaluation.csv", "metrics.csv", "learning_curve.csv", "prioritization.csv",
     "prioritization.parquet", "response_heatmap.png", "learning_curve.png",
     "policy_comparison.png", "plan.csv", "plan.parquet", "holdout.csv", "calendar.csv",
@@ -295,6 +296,21 @@ def test_rank_with_a_damaged_run_file_is_one_line(tiny_run: Path, tmp_path: Path
     one_line_error(invoke("rank", "--run", run, "--recipients", tmp_path / "new.csv",
                           "--out", out), str(run))
     assert not out.exists()
+
+
+def _help(command: str) -> str:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_help_says_what_rank_reads_and_that_set_repeats() -> None:
+    rank = _help("rank")
+    for needle in ("recipient_id", "persona attributes", "profiles.json", "consent (optional",
+                   "consent_<channel> (optional"):
+        assert needle in rank, rank
+    for command in ("run", "validate"):
+        assert "Repeat --set for several values" in _help(command)
 
 
 def test_version() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -119,10 +121,11 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     if config.personas:
         personas, recipients = _assign_given_personas(config, recipients, str(data.recipients))
         labels = recipients[PERSONA_ID].map({p.id: i for i, p in enumerate(personas)})
-        profiles = PersonaProfiles.fit(
-            recipients, labels.to_numpy(np.int64), [p.id for p in personas],
-            config.synthesis.features,
-        )
+        with _about(str(data.recipients), "cannot profile the personas"):
+            profiles = PersonaProfiles.fit(
+                recipients, labels.to_numpy(np.int64), [p.id for p in personas],
+                config.synthesis.features,
+            )
         return _with_counts(config, Inputs(personas, campaigns, events, recipients, ab_table,
                                            profiles))
     if recipients.columns.difference([RECIPIENT_ID, CONSENT]).empty:
@@ -132,15 +135,36 @@ def load_inputs(config: ExperimentConfig, source: str, seed: int) -> Inputs:
     # With privacy on, raw A/B outcomes must not shape the personas: their traits come from
     # the defaults, and only the noised aggregates reach the posterior that calibrates them.
     private = config.inference.privacy.mechanism != "none"
-    result = synthesize_personas(
-        recipients, config.synthesis, np.random.default_rng(seed),
-        None if private else ab_table, campaigns,
-    )
+    with _about(str(data.recipients), "cannot synthesize personas from it"):
+        result = synthesize_personas(
+            recipients, config.synthesis, np.random.default_rng(seed),
+            None if private else ab_table, campaigns,
+        )
     recipients = recipients.copy()
     recipients.insert(1, PERSONA_ID, [result.personas[i].id for i in result.labels])
     logger.info("synthesized %d personas from %d recipients", len(result.personas),
                 len(recipients))
     return Inputs(result.personas, campaigns, events, recipients, ab_table, result.profiles)
+
+
+@contextmanager
+def _about(source: str, doing: str) -> Iterator[None]:
+    """Name the recipients file in what persona synthesis or profiling refuses.
+
+    Raises
+    ------
+    DataError
+        For a ``ValueError`` (too few distinct recipients, a bad ``synthesis.k``, ...) or a
+        DataError about "recipients" in general, naming ``source``.
+    """
+    try:
+        yield
+    except DataError as exc:
+        if exc.source != "recipients":
+            raise
+        raise DataError(source, exc.location, exc.message) from None
+    except ValueError as exc:
+        raise DataError(source, None, f"{doing}: {exc}") from None
 
 
 def _with_counts(config: ExperimentConfig, inputs: Inputs) -> Inputs:

@@ -102,7 +102,8 @@ def _plan_inputs(ctx: RunContext, inputs: Inputs, bayes: InferenceResult,
     config = ctx.config
     return plan_inputs_from_table(ranked.table, ranked.audience.recipients, inputs.campaigns,
                                   bayes.personas, config.dynamics, inputs.events,
-                                  config.simulation.horizon, evidence, config.plan.send_rule)
+                                  config.simulation.horizon, evidence, config.plan.send_rule,
+                                  config.plan.hold_back)
 
 
 def _with_exploration(config: ExperimentConfig, evidence: pd.DataFrame,
@@ -138,8 +139,7 @@ def _candidates(ctx: RunContext, plan_inputs: PlanInputs, holdout: np.ndarray, b
         out["plan_value"] = _Candidate(plan_inputs, price,
                                        allocate(plan_inputs, config, budget, holdout, price))
     if quota is not None and config.pacing in ("auto", "policy"):
-        paced = PlanInputs(plan_inputs.recipient_ids, plan_inputs.campaign_ids,
-                           plan_inputs.channels, plan_inputs.allowed, plan_inputs.values, quota)
+        paced = replace(plan_inputs, quota=quota)
         out["plan_policy"] = _Candidate(paced, 0.0, allocate(paced, config, budget, holdout))
     return out
 

@@ -45,7 +45,8 @@ def audience_from_recipients(
             raise DataError(source, f"row {row + 1}", f"persona_id {bad!r} is not a persona")
         membership = np.eye(len(persona_ids), dtype=np.float32)[codes.to_numpy(np.int64)]
     else:
-        membership = profiles.membership(frame, temperature=temperature).astype(np.float32)
+        membership = profiles.membership(frame, temperature=temperature,
+                                         source=source).astype(np.float32)
         frame.insert(1, PERSONA_ID, np.array(persona_ids, dtype=object)[membership.argmax(1)])
     frame[PERSONA_ID] = frame[PERSONA_ID].astype(str)
     return Audience(recipients=frame, membership=membership, persona_ids=persona_ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from personasim.bayes.covariates import CovariatePosterior, CovariateSpec
 from personasim.bayes.design import Design
 from personasim.core.csv_files import write_csv
 from personasim.core.errors import DataError
+from personasim.core.run_layout import POSTERIOR_NETCDF
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, ABCounts, Diagnostics, Posterior
 
 
@@ -70,13 +72,17 @@ def posterior_table(
 POSTERIOR_FILE = "posterior.npz"
 SUMMARY_FILE = "posterior_summary.csv"
 DIAGNOSTICS_FILE = "posterior_diagnostics.json"
+NETCDF_FILE = POSTERIOR_NETCDF.name
 
 
 def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) -> None:
-    """Write ``posterior.npz``, ``posterior_summary.csv`` and ``posterior_diagnostics.json``.
+    """Write the posterior files: draws (npz, netCDF), summary (CSV), diagnostics (JSON).
 
-    A :class:`~personasim.bayes.covariates.CovariatePosterior` also stores its cell logits,
-    covariate slopes and covariate standardization in ``posterior.npz``.
+    The files are ``posterior.npz``, ``posterior.nc``, ``posterior_summary.csv`` and
+    ``posterior_diagnostics.json``. A
+    :class:`~personasim.bayes.covariates.CovariatePosterior` also stores its cell logits,
+    covariate slopes and covariate standardization in ``posterior.npz``. ``posterior.nc``
+    holds the same draws as ArviZ InferenceData (see :func:`save_inference_data`).
 
     The summary has ``persona_id, campaign_id, mean, p_low, p_high, sd`` with an
     equal-tailed interval at ``level``. Non-finite diagnostics are written as ``null``.
@@ -102,12 +108,51 @@ def save_posterior(posterior: Posterior, directory: Path, level: float = 0.9) ->
     ]
     summary["sd"] = posterior.draws.astype(np.float64).std(axis=0).ravel()
     write_csv(summary, directory / SUMMARY_FILE)
+    save_inference_data(posterior, directory / NETCDF_FILE)
     # the core Diagnostics fields only: a fit's extras (e.g. compile_seconds) are not stored
     record = {
         field.name: _finite_or_none(getattr(posterior.diagnostics, field.name))
         for field in dataclasses.fields(Diagnostics)
     }
     (directory / DIAGNOSTICS_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+
+def inference_data(posterior: Posterior) -> Any:
+    """The posterior as ArviZ ``InferenceData`` (one ``posterior`` group).
+
+    ``p_response`` has dims ``(chain, draw, persona, campaign)`` with the persona and campaign
+    ids as coordinates; the draws of every chain are pooled in one chain (``posterior.npz``
+    does not keep them apart). A covariate posterior adds ``eta`` (cell logits, same dims) and
+    ``gamma`` (``(chain, draw, campaign, covariate)`` slopes, labelled by model column). The
+    sampler diagnostics are attributes of the group.
+    """
+    import arviz as az
+
+    coords: dict[str, list[str]] = {"persona": list(posterior.persona_ids),
+                                    "campaign": list(posterior.campaign_ids)}
+    variables = {"p_response": posterior.draws.astype(np.float32)[None]}
+    dims = {"p_response": ["persona", "campaign"]}
+    if isinstance(posterior, CovariatePosterior):
+        spec = posterior.spec
+        coords["covariate"] = spec.labels() if isinstance(spec, Design) else list(spec.names)
+        variables |= {"eta": posterior.eta.astype(np.float32)[None],
+                      "gamma": posterior.gamma.astype(np.float32)[None]}
+        dims |= {"eta": ["persona", "campaign"], "gamma": ["campaign", "covariate"]}
+    attrs = {field.name: getattr(posterior.diagnostics, field.name)
+             for field in dataclasses.fields(Diagnostics) if field.name != "warnings"}
+    attrs["warnings"] = "; ".join(posterior.diagnostics.warnings)
+    idata = az.from_dict(posterior=variables, coords=coords, dims=dims)
+    idata.posterior.attrs.update(attrs)
+    return idata
+
+
+def save_inference_data(posterior: Posterior, path: Path) -> Path:
+    """Write :func:`inference_data` as netCDF (``az.from_netcdf`` opens it)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    inference_data(posterior).to_netcdf(str(tmp))
+    os.replace(tmp, path)
+    return path
 
 
 def load_posterior(directory: Path) -> Posterior:

@@ -28,6 +28,26 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def yaml_error_line(exc: yaml.YAMLError, text: str) -> int | None:
+    """The 1-based line a YAML error is on, as a person would point at it.
+
+    PyYAML marks where it *noticed* the problem: for a key without its colon, an unclosed
+    quote or bracket, that is the next line (or the end of the file). Its context mark (the
+    scalar, key or flow collection it was reading) is the line at fault then; for a block
+    mapping the context is the whole block, so the problem mark is kept. The line is never
+    past the file's last non-blank line.
+    """
+    context = str(getattr(exc, "context", None) or "")
+    use_context = context.startswith(("while scanning a", "while parsing a flow"))
+    mark = getattr(exc, "context_mark" if use_context else "problem_mark", None)
+    mark = mark or getattr(exc, "problem_mark", None)
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=1)
+    return min(mark.line + 1, last)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw config dict."""
     for item in overrides:
@@ -126,10 +146,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     try:
         raw = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
+        line = yaml_error_line(exc, text)
         problem = getattr(exc, "problem", exc)
-        raise ConfigError(source, where, f"not valid YAML ({problem})") from None
+        raise ConfigError(source, f"line {line}" if line else None,
+                          f"not valid YAML ({problem})") from None
     if raw is None:
         raise ConfigError(source, None, "config file is empty")
     if not isinstance(raw, dict):

@@ -21,8 +21,8 @@ class RunFile:
         Path relative to the run folder; ``<persona>``, ``<algorithm>`` or ``<run>`` stand
         for a family of files, one per persona, algorithm or training run.
     format
-        ``csv``, ``parquet``, ``yaml``, ``json``, ``npz``, ``zip``, ``png``, ``html`` or
-        ``folder``.
+        ``csv``, ``parquet``, ``yaml``, ``json``, ``npz``, ``netcdf``, ``zip``, ``png``,
+        ``html`` or ``folder``.
     stage
         The runner stage that writes it.
     content
@@ -59,6 +59,8 @@ CAMPAIGNS = RunFile("campaigns.yaml", "yaml", "export", "the campaigns")
 PROFILES = RunFile("profiles.json", "json", "export",
                    "persona centroids and scales for soft membership (read by rank)")
 POSTERIOR = RunFile("posterior.npz", "npz", "export", "posterior draws per persona x campaign")
+POSTERIOR_NETCDF = RunFile("posterior.nc", "netcdf", "export",
+                           "the same draws as ArviZ InferenceData (`az.from_netcdf`)")
 POSTERIOR_SUMMARY = RunFile("posterior_summary.csv", "csv", "export",
                             "posterior mean and interval per persona x campaign")
 POSTERIOR_DIAGNOSTICS = RunFile("posterior_diagnostics.json", "json", "export",
@@ -134,14 +136,14 @@ CHECKPOINTS = RunFile("checkpoints", "folder", "runner",
                       "what a resume needs; removed when the run completes", "resumable")
 
 RUN_FILES: tuple[RunFile, ...] = (
-    CONFIG, MANIFEST, PERSONAS, PERSONAS_TABLE, PERSONAS_POSTERIOR, CAMPAIGNS, PROFILES,
-    POSTERIOR, POSTERIOR_SUMMARY, POSTERIOR_DIAGNOSTICS, AB_RESULTS, PPC, PPC_PLOT, AB_WAVES,
+    CONFIG, MANIFEST, PERSONAS, PERSONAS_TABLE, PERSONAS_POSTERIOR, CAMPAIGNS, PROFILES, POSTERIOR,
+    POSTERIOR_NETCDF, POSTERIOR_SUMMARY, POSTERIOR_DIAGNOSTICS, AB_RESULTS, PPC, PPC_PLOT, AB_WAVES,
     AB_WAVES_PLOT, POLICY, POLICIES, LEARNING_CURVE, LEARNING_CURVE_PLOT, ALGORITHM_CURVE_PLOT,
     TENSORBOARD, POLICY_CALENDAR, CALENDAR_DETAIL, EVALUATION, EVALUATION_EPISODES, EVALUATION_RUNS,
-    METRICS, PRIORITIZATION_CSV, PRIORITIZATION_PARQUET, PLAN_CSV, PLAN_PARQUET, HOLDOUT,
-    CALENDAR, PLAN_PLOT, PLAN_EVALUATION, PLAN_EVALUATION_PLOT, RESPONSE_HEATMAP, POLICY_COMPARISON,
-    STEP_METRICS, SELF_CHECK, OFFLINE_EVALUATION, QINI, QINI_PLOT, SIM_TO_REAL,
-    SIM_TO_REAL_PLOT, BUDGET_TARGETING, BUDGET_TARGETING_PLOT, REPORT, PERSONA_CARD, CHECKPOINTS,
+    METRICS, PRIORITIZATION_CSV, PRIORITIZATION_PARQUET, PLAN_CSV, PLAN_PARQUET, HOLDOUT, CALENDAR,
+    PLAN_PLOT, PLAN_EVALUATION, PLAN_EVALUATION_PLOT, RESPONSE_HEATMAP, POLICY_COMPARISON,
+    STEP_METRICS, SELF_CHECK, OFFLINE_EVALUATION, QINI, QINI_PLOT, SIM_TO_REAL, SIM_TO_REAL_PLOT,
+    BUDGET_TARGETING, BUDGET_TARGETING_PLOT, REPORT, PERSONA_CARD, CHECKPOINTS,
 )
 """Every file of a finished run, in the README's order."""
 

@@ -25,6 +25,8 @@ from personasim.core.registry import Registry
 logger = logging.getLogger(__name__)
 
 DATA_ENV = "PERSONASIM_DATA"
+"""A local copy: a data folder holding each dataset's file (``hillstrom.csv``), like
+``SCIKIT_LEARN_DATA``, or the path of one dataset's file."""
 CACHE_ENV = "PERSONASIM_CACHE"
 
 
@@ -69,6 +71,34 @@ def cache_dir() -> Path:
     except ImportError:
         return Path.home() / ".cache" / "personasim"
     return Path(user_cache_dir("personasim", appauthor=False))
+
+
+def local_copy(path: str | Path, file_name: str, named: str) -> Path:
+    """The dataset file at ``path``: the file itself, or ``file_name`` in a data folder.
+
+    Parameters
+    ----------
+    path
+        A file, or a folder holding ``file_name``.
+    file_name
+        The dataset's file name in a data folder (e.g. ``hillstrom.csv``).
+    named
+        Where ``path`` came from, for the message (``dataset.path``, ``$PERSONASIM_DATA``).
+
+    Raises
+    ------
+    DataError
+        Neither the file nor a folder holding ``file_name``.
+    """
+    local = Path(path).expanduser()
+    if local.is_dir():
+        inside = local / file_name
+        if not inside.is_file():
+            raise DataError(str(local), None, f"no {file_name} in this folder (from {named})")
+        return inside
+    if not local.is_file():
+        raise DataError(str(local), None, f"file not found (from {named})")
+    return local
 
 
 def download(url: str, dest: Path, timeout: float = 60.0) -> Path:

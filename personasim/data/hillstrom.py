@@ -2,8 +2,9 @@
 
 The Hillstrom file holds 64,000 customers randomly split into three equal arms (Mens E-Mail,
 Womens E-Mail, No E-Mail) with their visits, conversions and spend over two weeks.
-:func:`load_hillstrom` finds a local copy (``path=``, then ``$PERSONASIM_DATA``, then the user
-cache, downloading the public file there on first use), checks it, and returns the tidy
+:func:`load_hillstrom` finds a local copy (``path=``, then ``$PERSONASIM_DATA``: the file or a
+data folder holding ``hillstrom.csv``; then the user cache, downloading the public file there
+on first use), checks it, and returns the tidy
 data-mode tables: recipients, campaigns (No E-Mail is the control) and A/B results.
 Every problem is a one-line :class:`~personasim.core.errors.DataError`.
 """
@@ -27,6 +28,7 @@ from personasim.data.datasets import (
     DatasetTables,
     cache_dir,
     download,
+    local_copy,
     split_customers,
 )
 
@@ -58,10 +60,13 @@ def locate_hillstrom(path: str | Path | None = None, *, url: str = HILLSTROM_URL
                      fetch: bool = True) -> Path:
     """Find the Hillstrom file: ``path``, else ``$PERSONASIM_DATA``, else the cache.
 
+    ``path`` and ``$PERSONASIM_DATA`` may each name the file or a data folder holding
+    ``hillstrom.csv`` (as ``SCIKIT_LEARN_DATA`` names scikit-learn's data home).
+
     Parameters
     ----------
     path
-        A local copy; wins over everything else.
+        A local copy (or a folder holding ``hillstrom.csv``); wins over everything else.
     url
         Where to download from when neither a path nor a cached copy exists.
     fetch
@@ -77,10 +82,7 @@ def locate_hillstrom(path: str | Path | None = None, *, url: str = HILLSTROM_URL
     else:
         named = "dataset.path"
     if path is not None:
-        local = Path(path).expanduser()
-        if not local.is_file():
-            raise DataError(str(local), None, f"file not found (from {named})")
-        return local
+        return local_copy(path, HILLSTROM_FILE, named)
     cached = cache_dir() / HILLSTROM_FILE
     if cached.is_file():
         return cached

@@ -67,6 +67,7 @@ def load_recipients(path: Path | str, max_levels: int | None = MAX_LEVELS) -> pd
             i, j = (int(v) for v in np.argwhere(missing)[0])
             raise DataError(source, f"{row_name(i)}, {column_name(attributes[j])}", "missing value")
         for column in attributes:
+            df[column] = _numbers_read_as_text(df[column])
             check_attribute(df[column], source, column, max_levels)
     logger.info("loaded %d recipients with %d attributes from %s", len(df), len(attributes), path)
     return df[[RECIPIENT_ID, CONSENT, *channel_consent, *attributes]]
@@ -93,6 +94,17 @@ def check_channel_consent(recipients: pd.DataFrame, campaigns: Sequence[Campaign
 
 
 
+def _numbers_read_as_text(values: pd.Series) -> pd.Series:
+    """A text column of numbers (e.g. from Parquet) as numbers, as a CSV reader gives it.
+
+    Any other column is returned unchanged.
+    """
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values
+    numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+    return numbers if numbers.notna().all() else values
+
+
 def check_attribute(values: pd.Series, source: str, column: str,
                     max_levels: int | None) -> None:
     """Refuse an attribute column that cannot describe recipients.
@@ -113,7 +125,7 @@ def check_attribute(values: pd.Series, source: str, column: str,
     text = values.astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce")
     parsed = numbers.notna().to_numpy()
-    if parsed.mean() >= 0.5:
+    if 0.5 <= parsed.mean() < 1.0:
         i = int(np.flatnonzero(~parsed)[0])
         raise DataError(source, f"{row_name(i)}, {column_name(column)}",
                         f"expected a number like the column's other rows, got "

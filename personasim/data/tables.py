@@ -56,7 +56,8 @@ def read_table(path: Path | str, str_columns: Collection[str] = ()) -> pd.DataFr
     Raises
     ------
     DataError
-        If the file is missing, has another suffix, is empty or cannot be parsed.
+        If the file is missing, has another suffix, is empty, is not UTF-8 or cannot be
+        parsed.
     """
     path = Path(path)
     source = str(path)
@@ -71,12 +72,17 @@ def read_table(path: Path | str, str_columns: Collection[str] = ()) -> pd.DataFr
         raise DataError(source, None, "file is empty")
     try:
         if suffix == ".csv":
-            df = pd.read_csv(path, dtype={c: str for c in str_columns}, skipinitialspace=True)
+            # only a blank cell is missing: "n/a", "NA" or "null" stay text, so a stray one in
+            # a numeric column is named as it was written (and "NA" can be a region)
+            df = pd.read_csv(path, dtype={c: str for c in str_columns}, skipinitialspace=True,
+                             keep_default_na=False, na_values=[""])
         else:
             df = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise DataError(source, None, "file is empty") from None
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(source, *_not_utf8(path)) from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         # pyarrow's ArrowInvalid is a ValueError; ParserError covers malformed CSV.
         kind = "CSV" if suffix == ".csv" else "Parquet"
         raise DataError(source, None, f"could not read as {kind}: {exc}") from None
@@ -95,6 +101,18 @@ def read_table(path: Path | str, str_columns: Collection[str] = ()) -> pd.DataFr
         if c in df.columns:
             df[c] = df[c].astype(str).str.strip()
     return df
+
+
+def _not_utf8(path: Path) -> tuple[str | None, str]:
+    """Where a file stops being UTF-8: ``(line N, message)`` for a :class:`DataError`."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (f"line {line}", f"not UTF-8 text (byte {data[exc.start]:#04x}); save the file "
+                "as UTF-8")
+    return None, "not UTF-8 text; save the file as UTF-8"
 
 
 def require_columns(df: pd.DataFrame, columns: Collection[str], source: str) -> None:

@@ -303,7 +303,7 @@ def _sb3(env: CampaignEnv, context: PolicyContext) -> Policy:
         raise ValueError("the sb3 policy needs a trained model (context.model_path)")
     from personasim.policies.training import load_policy
 
-    return SB3Policy(load_policy(context.algorithm, context.model_path))
+    return SB3Policy(load_policy(context.algorithm, context.model_path, env))
 
 
 def make_policy(name: str, env: CampaignEnv, context: PolicyContext | None = None) -> Policy:

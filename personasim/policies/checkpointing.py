@@ -17,29 +17,39 @@ Files are versioned by timestep and ``latest.json`` is replaced last (atomically
 while saving leaves the previous checkpoint usable. Resuming from a checkpoint gives the same
 model as never stopping (tested).
 
-Training hooks (:class:`LearningCurveCallback`, :class:`CheckpointCallback`) are plain
-classes that :func:`sb3_callback` wraps in one SB3 callback, so that this module imports
-without SB3 or torch.
+Nothing in a checkpoint is unpickled on resume: the model is an SB3 zip read by
+:func:`~personasim.policies.sb3_files.load_model` (no cloudpickle), the replay buffer an
+``.npz`` of arrays, and the rest (``state-<timesteps>.npz``) plain data
+(:mod:`personasim.core.plain_files`). A tampered checkpoint can make a resume fail with a
+one-line error; it cannot run code.
+
+:class:`CheckpointCallback` is a plain training hook that
+:func:`~personasim.policies.hooks.sb3_callback` wraps in an SB3 callback, so that this
+module imports without SB3 or torch.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-import pickle
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from personasim.core.errors import DataError
 from personasim.core.interrupts import RunInterrupted, StopFlag
+from personasim.core.plain_files import PlainFileError, load_plain, save_plain
+from personasim.policies.sb3_files import (
+    load_model,
+    load_replay_buffer,
+    model_state,
+    save_replay_buffer,
+)
 
 if TYPE_CHECKING:  # SB3 and torch are imported when a checkpoint is written or read
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -50,9 +60,6 @@ logger = logging.getLogger(__name__)
 
 POINTER = "latest.json"
 """The file naming the newest complete checkpoint in a checkpoint folder."""
-
-CURVE_COLUMNS = ("timesteps", "mean_return", "n_episodes")
-"""Columns of a training run's learning curve."""
 
 _MONITOR_FIELDS = ("rewards", "needs_reset", "episode_returns", "episode_lengths",
                    "episode_times", "total_steps", "current_reset_info")
@@ -102,7 +109,7 @@ def _rng_state(model: BaseAlgorithm) -> dict[str, Any]:
         # SB3 draws minibatch orders and epsilon-greedy coins from NumPy's legacy global
         # generator; it is saved and restored here, never drawn from
         "numpy": np.random.get_state(),  # noqa: NPY002
-        "torch": torch.get_rng_state(),
+        "torch": torch.get_rng_state().numpy(),
         "action_space": model.action_space.np_random.bit_generator.state,
     }
 
@@ -112,7 +119,7 @@ def _restore_rng(model: BaseAlgorithm, state: dict[str, Any]) -> None:
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(torch.from_numpy(np.array(state["torch"], dtype=np.uint8)))
     model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
@@ -151,6 +158,10 @@ def _restore_envs(vec_env: VecEnv, states: list[dict[str, Any]]) -> None:
                 setattr(env, key, value)
 
 
+STATE_TYPES: tuple[type, ...] = (TrainingProgress,)
+"""The only class a checkpoint's ``state-<timesteps>.npz`` may contain."""
+
+
 def save_checkpoint(directory: Path, model: BaseAlgorithm, progress: TrainingProgress) -> Path:
     """Write a checkpoint of ``model`` and its environments; return the pointer file."""
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -162,28 +173,38 @@ def save_checkpoint(directory: Path, model: BaseAlgorithm, progress: TrainingPro
     tag = f"{model.num_timesteps:012d}"
     model.save(directory / f"model-{tag}.zip")
     if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
-        model.save_replay_buffer(directory / f"replay-{tag}.pkl")
+        save_replay_buffer(model, directory / f"replay-{tag}.npz")
     payload = {
         "progress": progress,
         "envs": _env_states(env),
         "rng": _rng_state(model),
+        "model": model_state(model),
     }
-    tmp = directory / f".state-{tag}.tmp"
-    with tmp.open("wb") as fh:
-        pickle.dump(payload, fh)
-    os.replace(tmp, directory / f"state-{tag}.pkl")
+    save_plain(payload, directory / f"state-{tag}.npz", STATE_TYPES)
     pointer_tmp = directory / f".{POINTER}.tmp"
     pointer_tmp.write_text(json.dumps({"timesteps": model.num_timesteps, "tag": tag}))
     os.replace(pointer_tmp, directory / POINTER)
     for old in directory.iterdir():
-        if old.name != POINTER and old.suffix in (".zip", ".pkl") and tag not in old.name:
+        if old.name != POINTER and old.suffix in (".zip", ".pkl", ".npz") and tag not in old.name:
             old.unlink(missing_ok=True)
     logger.info("checkpoint at %d timesteps in %s", model.num_timesteps, directory)
     return directory / POINTER
 
 
+def _read_tag(directory: Path) -> str:
+    pointer = directory / POINTER
+    try:
+        tag = json.loads(pointer.read_text())["tag"]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise DataError(str(pointer), None, f"not a checkpoint pointer ({exc})") from None
+    if not isinstance(tag, str) or not tag.isdigit():
+        raise DataError(str(pointer), "tag", f"{str(tag)[:40]!r} is not a checkpoint tag")
+    return tag
+
+
 def load_checkpoint(
-    directory: Path, algorithm_cls: type[BaseAlgorithm], vec_env: VecEnv
+    directory: Path, algorithm_cls: type[BaseAlgorithm], vec_env: VecEnv, *,
+    policy: str, hyperparameters: dict[str, Any],
 ) -> tuple[BaseAlgorithm, TrainingProgress] | None:
     """Restore the newest checkpoint in ``directory`` onto ``vec_env`` (``None``: none).
 
@@ -191,80 +212,52 @@ def load_checkpoint(
     restored after SB3's ``load`` (which reseeds), so training continues as if never stopped.
     When the environments cannot be restored (not a :class:`DummyVecEnv` of
     :class:`~personasim.envs.CampaignEnv`), the episodes in progress restart instead.
+    ``policy`` and ``hyperparameters`` are those training was started with (SB3's pickled
+    schedules are rebuilt from them, see :mod:`personasim.policies.sb3_files`).
+
+    Raises
+    ------
+    DataError
+        A checkpoint file is damaged, tampered with or does not fit this training.
     """
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
     directory = Path(directory)
     if checkpoint_timesteps(directory) is None:
         return None
-    tag = json.loads((directory / POINTER).read_text())["tag"]
-    with (directory / f"state-{tag}.pkl").open("rb") as fh:
-        payload = pickle.load(fh)  # our own file, written by save_checkpoint
-    envs = payload["envs"]
+    tag = _read_tag(directory)
+    state_path = directory / f"state-{tag}.npz"
+    try:
+        payload = load_plain(state_path, STATE_TYPES)
+        envs, rng, saved_model = payload["envs"], payload["rng"], payload["model"]
+        progress = payload["progress"]
+    except (PlainFileError, KeyError, TypeError) as exc:
+        raise DataError(str(state_path), None, f"not a saved checkpoint state ({exc})") from None
+    if not isinstance(progress, TrainingProgress):
+        raise DataError(str(state_path), "progress", "not a saved checkpoint state")
     restorable = envs is not None and _env_states(vec_env) is not None
-    model = algorithm_cls.load(directory / f"model-{tag}.zip", env=vec_env, device="cpu",
-                               force_reset=not restorable)
-    replay = directory / f"replay-{tag}.pkl"
+    model = load_model(algorithm_cls, directory / f"model-{tag}.zip",
+                       observation_space=vec_env.observation_space,
+                       action_space=vec_env.action_space, policy=policy,
+                       hyperparameters=hyperparameters, env=vec_env, state=saved_model,
+                       force_reset=not restorable)
+    replay = directory / f"replay-{tag}.npz"
     if isinstance(model, OffPolicyAlgorithm) and replay.is_file():
-        model.load_replay_buffer(replay, truncate_last_traj=False)
+        load_replay_buffer(model, replay)
     if restorable:
         _restore_envs(vec_env, envs)
     else:
         logger.warning("checkpoint without environment state: episodes in progress restart")
-    _restore_rng(model, payload["rng"])
-    progress: TrainingProgress = payload["progress"]
+    _restore_rng(model, rng)
+    progress.records = [(int(t), float(r)) for t, r in progress.records]
     logger.info("resuming from %d timesteps (%s)", model.num_timesteps, directory)
     return model, progress
-
-
-class TrainingHook(Protocol):
-    """What :func:`sb3_callback` calls; ``callback`` is the SB3 callback (model, locals)."""
-
-    def on_rollout_start(self, callback: BaseCallback) -> None:
-        """Called at the start of every rollout (every collected step has been learned from)."""
-        ...
-
-    def on_step(self, callback: BaseCallback) -> None:
-        """Called after every vectorized environment step."""
-        ...
-
-
-def sb3_callback(*hooks: TrainingHook) -> BaseCallback:
-    """One SB3 callback that calls each hook, in order, at rollout starts and steps.
-
-    The hooks are plain classes, so this module and :mod:`personasim.policies.training`
-    import without SB3; the SB3 class is built on first use.
-    """
-    return _hook_callback_class()(hooks)
-
-
-@functools.cache
-def _hook_callback_class() -> type[BaseCallback]:
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class HookCallback(BaseCallback):
-        """Calls plain training hooks (never stops training itself)."""
-
-        def __init__(self, hooks: tuple[TrainingHook, ...]) -> None:
-            super().__init__()
-            self.hooks = tuple(hooks)
-
-        def _on_rollout_start(self) -> None:
-            for hook in self.hooks:
-                hook.on_rollout_start(self)
-
-        def _on_step(self) -> bool:
-            for hook in self.hooks:
-                hook.on_step(self)
-            return True
-
-    return HookCallback
 
 
 class CheckpointCallback:
     """Checkpoint every ``every`` timesteps and when a stop is requested, at rollout starts.
 
-    A training hook: :func:`sb3_callback` drives it.
+    A training hook: :func:`~personasim.policies.hooks.sb3_callback` drives it.
 
     Parameters
     ----------
@@ -319,68 +312,3 @@ class CheckpointCallback:
 
     def on_step(self, callback: BaseCallback) -> None:
         """Nothing to do after a step."""
-
-
-class LearningCurveCallback:
-    """Record the return of every finished episode (from SB3's ``Monitor``) and report progress.
-
-    A training hook: :func:`~personasim.policies.checkpointing.sb3_callback` drives it.
-
-    Parameters
-    ----------
-    total
-        Training budget in timesteps, passed on to ``progress``.
-    progress
-        Called as ``progress(timesteps_done, total)`` after every vectorized step.
-    records
-        Records of earlier sessions (when training resumes from a checkpoint).
-    """
-
-    def __init__(
-        self,
-        total: int,
-        progress: Callable[[int, int], None] | None = None,
-        records: list[tuple[int, float]] | None = None,
-    ) -> None:
-        self.total = int(total)
-        self.progress = progress
-        self.records: list[tuple[int, float]] = list(records or [])
-
-    def on_rollout_start(self, callback: BaseCallback) -> None:
-        """Nothing to do at a rollout start."""
-
-    def on_step(self, callback: BaseCallback) -> None:
-        """Record the episodes that ended at this step; report progress."""
-        for info in callback.locals.get("infos", []):
-            episode = info.get("episode")
-            if episode is not None:
-                self.records.append((int(callback.num_timesteps), float(episode["r"])))
-        if self.progress is not None:
-            self.progress(min(int(callback.num_timesteps), self.total), self.total)
-
-    def curve(self) -> pd.DataFrame:
-        """The recorded episodes, averaged per timestep."""
-        if not self.records:
-            return pd.DataFrame({c: pd.Series(dtype=float) for c in CURVE_COLUMNS})
-        frame = pd.DataFrame(self.records, columns=["timesteps", "return"])
-        grouped = frame.groupby("timesteps", sort=True)["return"]
-        return pd.DataFrame(
-            {"mean_return": grouped.mean(), "n_episodes": grouped.size()}
-        ).reset_index()[list(CURVE_COLUMNS)]
-
-
-class Stopwatch:
-    """Seconds over several sessions: an offset plus the time since :meth:`start`."""
-
-    def __init__(self, offset: float = 0.0) -> None:
-        self.offset = float(offset)
-        self.started = time.perf_counter()
-
-    def start(self) -> None:
-        """Start counting this session."""
-        self.started = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        """Offset plus seconds since the last start."""
-        return self.offset + time.perf_counter() - self.started

@@ -33,8 +33,10 @@ from personasim.core.run_layout import CHECKPOINTS
 from personasim.policies.baselines import Policy, SB3Policy
 from personasim.policies.rollouts import run_episodes, summarize, summarize_protocol
 from personasim.policies.training import (
+    SB3_POLICY,
     TrainResult,
     algorithm_names,
+    hyperparameters_for,
     load_policy,
     save_policy,
     train_policy,
@@ -119,14 +121,18 @@ def _save_run(out: Path, key: str, result: TrainResult) -> None:
     shutil.rmtree(out / CHECKPOINTS.name / key, ignore_errors=True)
 
 
-def _load_run(out: Path, key: str) -> TrainResult | None:
-    """A run finished by an earlier session, or ``None``."""
+def _load_run(out: Path, key: str, env_factory: EnvFactory,
+              policy: PolicyConfig) -> TrainResult | None:
+    """A run finished by an earlier session, or ``None`` (its zip is read without pickles)."""
     folder = out / POLICY_DIR
     marker = folder / f"{key}.json"
     if not marker.is_file():
         return None
     info = json.loads(marker.read_text())
-    model = load_policy(info["algorithm"], folder / f"{key}.zip")
+    algorithm = str(info["algorithm"])
+    model = load_policy(algorithm, folder / f"{key}.zip", env_factory(),
+                        str(hyperparameters_for(policy, algorithm).get("policy", SB3_POLICY)),
+                        dict(info["hyperparameters"]))
     curve = pd.read_csv(folder / f"{key}.curve.csv")
     logger.info("training run %s: finished in an earlier session", key)
     return TrainResult(model, curve, float(info["seconds"]), info["algorithm"],
@@ -181,7 +187,7 @@ def train_all(
         runs[algorithm] = []
         for k, seed in enumerate(seeds):
             key = run_key(algorithm, k)
-            result = _load_run(out, key)
+            result = _load_run(out, key, env_factory, policy)
             if result is None:
                 if stop is not None:
                     stop.check(f"training {key}")

@@ -29,13 +29,12 @@ from personasim.envs.campaign_env import MAX_FLAT_ACTIONS, FlatActionWrapper
 from personasim.envs.wrappers import SeasonEndWrapper
 from personasim.policies.checkpointing import (
     CheckpointCallback,
-    LearningCurveCallback,
-    Stopwatch,
     TrainingProgress,
     checkpoint_timesteps,
     load_checkpoint,
-    sb3_callback,
 )
+from personasim.policies.hooks import LearningCurveCallback, Stopwatch, sb3_callback
+from personasim.policies.sb3_files import load_model
 
 if TYPE_CHECKING:  # SB3 (and torch) are imported when training, not to name an algorithm
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -353,7 +352,8 @@ def train_policy(
         params = default_hyperparameters(
             name, _horizon(vec_env), policy.n_envs, policy.total_timesteps, overrides
         )
-        restored = (load_checkpoint(checkpoint_dir, algorithm_cls, vec_env)
+        restored = (load_checkpoint(checkpoint_dir, algorithm_cls, vec_env, policy=policy_name,
+                                    hyperparameters=params)
                     if checkpoint_dir is not None else None)
         if restored is None:
             model = algorithm_cls(policy_name, vec_env, seed=seed, verbose=0, device="cpu",
@@ -399,6 +399,22 @@ def save_policy(model: BaseAlgorithm, path: Path | str) -> Path:
     return path
 
 
-def load_policy(algorithm: str, path: Path | str) -> BaseAlgorithm:
-    """Load a model saved by :func:`save_policy`, for prediction (no env attached)."""
-    return ALGORITHMS.get(algorithm).algorithm_class().load(Path(path), device="cpu")
+def load_policy(algorithm: str, path: Path | str, env: gym.Env[Any, Any],
+                policy: str = SB3_POLICY,
+                hyperparameters: dict[str, Any] | None = None) -> BaseAlgorithm:
+    """Load a model saved by :func:`save_policy`, for prediction (no env attached).
+
+    Nothing in the zip is unpickled (:func:`~personasim.policies.sb3_files.load_model`):
+    the spaces come from ``env`` (wrapped as for training), the rest from ``algorithm``.
+
+    Raises
+    ------
+    DataError
+        The file is not such a model, or does not fit ``env``.
+    """
+    spec = ALGORITHMS.get(algorithm)
+    acting = _make_env(lambda: env, spec.flat_actions, algorithm)()
+    return load_model(spec.algorithm_class(), Path(path),
+                      observation_space=acting.observation_space,
+                      action_space=acting.action_space, policy=policy,
+                      hyperparameters=hyperparameters)

@@ -72,6 +72,10 @@ class PlanInputs:
     quota : np.ndarray or None
         ``(G, H, K)`` most sends per persona group, week and campaign (``inf``: no limit), or
         None for no pacing.
+    doubt : np.ndarray or None
+        ``(n, K)`` bool: pairs whose estimated value is <= 0 but whose evidence does not show
+        that they fail to pay (``plan.hold_back: evidence``); a recipient's first message may
+        go to such a pair on a token worth (:func:`token_worth`). None: never.
     """
 
     recipient_ids: np.ndarray
@@ -80,6 +84,7 @@ class PlanInputs:
     allowed: np.ndarray
     values: ResponseValues
     quota: np.ndarray | None = None
+    doubt: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, k = len(self.recipient_ids), len(self.campaign_ids)
@@ -91,6 +96,8 @@ class PlanInputs:
             raise ValueError(f"channels need one entry per campaign ({k})")
         if len(set(self.campaign_ids)) != k:
             raise ValueError("campaign_ids must be unique")
+        if self.doubt is not None and np.shape(self.doubt) != (n, k):
+            raise ValueError(f"doubt has shape {np.shape(self.doubt)}, expected {(n, k)}")
         if self.quota is not None and np.shape(self.quota) != np.shape(self.values.week_shift):
             raise ValueError(f"quota has shape {np.shape(self.quota)}, expected "
                              f"{np.shape(self.values.week_shift)}")
@@ -108,8 +115,9 @@ class PlanInputs:
     def subset(self, rows: np.ndarray, share: float) -> PlanInputs:
         """The inputs for recipients ``rows``; quotas scaled by ``share``."""
         quota = None if self.quota is None else np.floor(self.quota * share)
+        doubt = None if self.doubt is None else self.doubt[rows]
         return PlanInputs(self.recipient_ids[rows], self.campaign_ids, self.channels,
-                          self.allowed[rows], self.values.subset(rows), quota)
+                          self.allowed[rows], self.values.subset(rows), quota, doubt)
 
 
 def holdout_mask(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -136,6 +144,21 @@ def holdout_mask(n: int, fraction: float, seed: int) -> np.ndarray:
     if size:
         mask[np.random.default_rng(seed).choice(n, size=size, replace=False)] = True
     return mask
+
+
+TOKEN_VALUE = 1e-9
+"""The worth a send gets on the benefit of the doubt: positive, below any paying send."""
+
+
+def token_worth(marg: np.ndarray, doubt: np.ndarray) -> np.ndarray:
+    """``marg`` with the pairs in ``doubt`` whose value is <= 0 given a token worth.
+
+    The token is :data:`TOKEN_VALUE` scaled down by how far below zero the estimate is, so
+    such sends go out after every paying one, the least bad first, and never against a
+    positive dual price on the budget.
+    """
+    token = doubt & (marg <= 0)
+    return np.where(token, TOKEN_VALUE / (1.0 + np.abs(marg)), marg)
 
 
 def _rank_within(key: np.ndarray) -> np.ndarray:
@@ -284,13 +307,17 @@ def _plan_week(inputs: PlanInputs, config: PlanConfig, week: int, allowed: np.nd
         if not len(live):
             break
         at = local[live]
-        cand = allowed[live] & ~sent_week[live] & (marg[at] > 0) & (score[at] > 0)
+        worth, live_score = marg[at], score[at]
+        if inputs.doubt is not None:
+            worth = token_worth(worth, inputs.doubt[live] & (sent_total[live] == 0)[:, None])
+            live_score = worth - dual_price * cost[None, :]
+        cand = allowed[live] & ~sent_week[live] & (worth > 0) & (live_score > 0)
         cand &= (state.cap_left > 0)[None, :] & (cost <= state.budget_left)[None, :]
         if state.quota_left is not None:
             cand &= state.quota_left[values.group[live]] > 0
         if not cand.any():
             break
-        ri, ki = state.within_budget(*_one_pass(score[at], cand, values.group[live], cost,
+        ri, ki = state.within_budget(*_one_pass(live_score, cand, values.group[live], cost,
                                                  state), cost)
         if not len(ri):
             break
@@ -361,7 +388,7 @@ def choose_dual_price(inputs: PlanInputs, config: PlanConfig, budget: float,
     free = allocate(sample, scaled, np.inf, held, warn_empty=False)
     if free.empty or float(free["cost"].sum()) <= budget * share:
         return 0.0
-    paid = free[free["cost"] > 0]
+    paid = free[(free["cost"] > 0) & (free["priority"] > 0)]
     unit = float(np.median(paid["priority"] / paid["cost"])) if len(paid) else 0.0
     best, best_value = 0.0, -np.inf
     for multiple in PRICE_GRID:

@@ -136,8 +136,12 @@ def _value_errors(plan: pd.DataFrame, ri: np.ndarray, ki: np.ndarray,
     values = inputs.values
     priority = plan["priority"].to_numpy(dtype=float)
     errors: list[str] = []
-    if np.any(priority <= 0):
-        errors.append(f"{int((priority <= 0).sum())} messages have a marginal value <= 0")
+    unpaid = priority <= 0
+    if inputs.doubt is not None:  # a first message may go out on the benefit of the doubt
+        first = (plan.groupby(RECIPIENT_ID, sort=False).cumcount() == 0).to_numpy()
+        unpaid &= ~(first & inputs.doubt[ri, ki])
+    if np.any(unpaid):
+        errors.append(f"{int(unpaid.sum())} messages have a marginal value <= 0")
     week = plan["week"].to_numpy()
     n = len(inputs.recipient_ids)
     fatigue = np.zeros(n)

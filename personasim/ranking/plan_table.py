@@ -54,8 +54,8 @@ class TableMatrices:
         ``(n,)`` posterior mean control rate (zeros without a control).
     allowed : np.ndarray
         ``(n, K)`` bool: the pair is in the table and the recipient consented to the channel.
-    uplift_low : np.ndarray
-        ``(n, K)`` lower bound of the uplift's credible interval.
+    uplift_low, uplift_high : np.ndarray
+        ``(n, K)`` bounds of the uplift's credible interval.
     """
 
     recipient_ids: np.ndarray
@@ -64,6 +64,7 @@ class TableMatrices:
     p_control: np.ndarray
     allowed: np.ndarray
     uplift_low: np.ndarray
+    uplift_high: np.ndarray
 
 
 def channel_consent(recipients: pd.DataFrame, channels: Sequence[str]) -> np.ndarray:
@@ -115,10 +116,13 @@ def table_matrices(table: pd.DataFrame, recipients: pd.DataFrame,
     present[row, col] = True
     value = np.array([c.value for c in sendable], dtype=float)
     cost = np.array([c.cost for c in sendable], dtype=float)
-    low = np.zeros((n, n_k))
+    low, high = np.zeros((n, n_k)), np.zeros((n, n_k))
     priority_low = table["priority_low"].to_numpy(dtype=float)[known]
+    priority_high = table["priority_high"].to_numpy(dtype=float)[known]
     with np.errstate(divide="ignore", invalid="ignore"):
         low[row, col] = np.where(value[col] > 0, (priority_low + cost[col]) / value[col], 0.0)
+        high[row, col] = np.where(value[col] > 0, (priority_high + cost[col]) / value[col],
+                                  0.0)
     has_control = any(c.control for c in campaigns)
     control = np.zeros(n)
     if has_control:
@@ -126,7 +130,7 @@ def table_matrices(table: pd.DataFrame, recipients: pd.DataFrame,
         control = np.where(present.any(axis=1),
                            (p - uplift)[np.arange(n), first], 0.0).clip(0.0, 1.0)
     consent = channel_consent(recipients, [c.channel for c in sendable])
-    return TableMatrices(ids, sendable, p, control, present & consent, low)
+    return TableMatrices(ids, sendable, p, control, present & consent, low, high)
 
 
 def pair_evidence(recipients: pd.DataFrame, campaign_ids: Sequence[str],
@@ -164,7 +168,7 @@ def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
                            campaigns: Sequence[Campaign], personas: Sequence[Persona],
                            dynamics: DynamicsConfig, events: Sequence[EventConfig],
                            horizon: int, evidence: pd.DataFrame | None = None,
-                           send_rule: str = "mean") -> PlanInputs:
+                           send_rule: str = "mean", hold_back: str = "mean") -> PlanInputs:
     """The allocator's inputs from the prioritization table and the run's dynamics.
 
     ``evidence`` (:func:`personasim.ranking.evidence.evidence_table`) and ``send_rule``
@@ -176,16 +180,19 @@ def plan_inputs_from_table(table: pd.DataFrame, recipients: pd.DataFrame,
         A recipient's ``persona_id`` is not one of ``personas``.
     """
     return plan_inputs_from_matrices(table_matrices(table, recipients, campaigns), recipients,
-                                     personas, dynamics, events, horizon, evidence, send_rule)
+                                     personas, dynamics, events, horizon, evidence, send_rule,
+                                     hold_back)
 
 
 def plan_inputs_from_matrices(matrices: TableMatrices, recipients: pd.DataFrame,
                               personas: Sequence[Persona], dynamics: DynamicsConfig,
                               events: Sequence[EventConfig], horizon: int,
                               evidence: pd.DataFrame | None = None,
-                              send_rule: str = "mean") -> PlanInputs:
+                              send_rule: str = "mean", hold_back: str = "mean"
+                              ) -> PlanInputs:
     """The allocator's inputs from scored matrices (see :func:`plan_inputs_from_table`)."""
     kinds = pair_evidence(recipients, [c.id for c in matrices.campaigns], evidence)
+    doubt = benefit_of_doubt(matrices, kinds) if hold_back == "evidence" else None
     matrices = replace(matrices, p_response=risk_adjusted(matrices, kinds, send_rule))
     group = pd.Index([p.id for p in personas]).get_indexer(recipients[PERSONA_ID].astype(str))
     if np.any(group < 0):
@@ -193,7 +200,21 @@ def plan_inputs_from_matrices(matrices: TableMatrices, recipients: pd.DataFrame,
     values = response_values(matrices.p_response, matrices.p_control, group,
                              matrices.campaigns, personas, dynamics, events, horizon)
     return PlanInputs(matrices.recipient_ids, tuple(c.id for c in matrices.campaigns),
-                      tuple(c.channel for c in matrices.campaigns), matrices.allowed, values)
+                      tuple(c.channel for c in matrices.campaigns), matrices.allowed, values,
+                      doubt=doubt)
+
+
+def benefit_of_doubt(matrices: TableMatrices, evidence: np.ndarray) -> np.ndarray:
+    """``(n, K)``: tested pairs whose mean value is <= 0 but whose interval's top pays.
+
+    Such a send is not shown to fail to pay: ``plan.hold_back: evidence`` does not hold the
+    recipient back for it (see :func:`personasim.ranking.plan.token_worth`).
+    """
+    value = np.array([c.value for c in matrices.campaigns], dtype=float)
+    cost = np.array([c.cost for c in matrices.campaigns], dtype=float)
+    mean = (matrices.p_response - matrices.p_control[:, None]) * value - cost
+    top = matrices.uplift_high * value - cost
+    return (mean <= 0) & (top > 0) & (evidence != "untested") & matrices.allowed
 
 
 def concat_matrices(parts: Sequence[TableMatrices]) -> TableMatrices:
@@ -205,6 +226,7 @@ def concat_matrices(parts: Sequence[TableMatrices]) -> TableMatrices:
         np.concatenate([m.p_control for m in parts]),
         np.concatenate([m.allowed for m in parts]),
         np.concatenate([m.uplift_low for m in parts]),
+        np.concatenate([m.uplift_high for m in parts]),
     )
 
 
@@ -310,6 +332,9 @@ def plan_reasons(plan: pd.DataFrame, labels: Mapping[str, str],
              "thin": "; thin A/B evidence for this persona and campaign"}
     evidence = (plan["evidence"].map(lambda e: notes.get(e, "")).tolist()
                 if "evidence" in plan else [""] * len(plan))
+    doubt = "; below cost on average, but its interval reaches a profit, so not held back"
+    evidence = [f"{note}{doubt}" if net <= 0 else note
+                for note, net in zip(evidence, plan["priority"].tolist(), strict=True)]
     columns = (plan[PERSONA_ID].tolist(), plan["week"].tolist(),
                plan[CAMPAIGN_ID].map(lambda c: labels.get(c, c)).tolist(),
                (100 * plan["uplift"]).tolist(), plan["expected_value"].tolist(),

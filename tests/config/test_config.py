@@ -102,3 +102,27 @@ def test_written_shares_must_sum_to_one_unless_declared_relative(tmp_path: Path)
         load_config(path)
     config = load_config(path, ["population.relative_shares=true"])
     assert [p.share for p in config.personas] == [0.5, 0.4]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "problem"),
+    [
+        ("name: a\nseed 1\npolicy: {}\n", 2, "could not find expected ':'"),  # key without colon
+        ("name: a\nseed: 1\npolicy: {algorithm: ppo\n", 3, "expected ',' or '}'"),  # at the end
+        ("name: a\nbaselines: [random, thompson\nseed: 1\n", 2, "expected ',' or ']'"),
+        ('name: "tiny\nseed: 1\n\n\n', 1, "unexpected end of stream"),  # unclosed quote
+        ("name: a\nseed: 1: 2\npolicy: {}\n", 2, "mapping values are not allowed"),
+        ("name: a\npolicy:\n  algorithm: ppo\n seed: 1\n", 4, "expected <block end>"),
+        ("name: a\n\tseed: 1\n", 2, "'\\t'"),
+        ("name: a\nseed: 1\nname: b\n", 3, "duplicate key 'name'"),
+    ],
+)
+def test_yaml_errors_name_the_line_at_fault(tmp_path: Path, text: str, line: int,
+                                            problem: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = info.value.one_line()
+    assert message.startswith(f"{path}: line {line}: not valid YAML"), message
+    assert problem in message

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hillstrom_helpers import shared_hillstrom, synthetic_hillstrom, write_hillstrom
+from hillstrom_helpers import (
+    shared_hillstrom,
+    shared_path,
+    synthetic_hillstrom,
+    write_hillstrom,
+)
 
 from personasim.config.loading import load_config
 from personasim.core.errors import ConfigError, DataError
@@ -147,6 +152,28 @@ def test_path_then_environment_then_cache(tmp_path: Path,
     cached.parent.mkdir()
     cached.write_text("x")
     assert locate_hillstrom(fetch=False) == cached
+
+
+def test_data_folder_in_the_environment_or_the_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    monkeypatch.setenv("PERSONASIM_DATA", str(folder))
+    with pytest.raises(DataError, match=r"data: no hillstrom.csv in this folder "
+                                        r"\(from \$PERSONASIM_DATA\)"):
+        locate_hillstrom()
+    inside = write_hillstrom(folder / HILLSTROM_FILE)
+    assert locate_hillstrom() == inside  # a folder, like SCIKIT_LEARN_DATA
+    assert shared_path(str(folder)) == inside
+    other = write_hillstrom(tmp_path / "copy.csv")
+    monkeypatch.setenv("PERSONASIM_DATA", str(other))
+    assert locate_hillstrom() == other  # still a file
+    assert shared_path(str(other)) == other
+    assert locate_hillstrom(folder) == inside  # dataset.path may name a folder too
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"no hillstrom.csv in this folder \(from dataset.path\)"):
+        locate_hillstrom(empty)
 
 
 def test_missing_local_copy_names_where_it_came_from(tmp_path: Path,

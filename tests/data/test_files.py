@@ -170,6 +170,30 @@ def test_recipients_parquet_round_trip(tmp_path: Path) -> None:
     assert df["region"].tolist() == ["n", "s", "e"]
 
 
+def test_recipients_numbers_stored_as_text_in_parquet_are_numbers(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"recipient_id": ["a", "b", "c"], "age": ["20", " 23", "41"],
+                          "zip": ["n1", "20", "s2"]})
+    frame.to_parquet(tmp_path / "r.parquet")
+    df = load_recipients(tmp_path / "r.parquet")  # found by fuzzing: this raised IndexError
+    assert df["age"].tolist() == [20, 23, 41]
+    assert df["zip"].tolist() == ["n1", "20", "s2"]
+
+
+def test_csv_text_like_na_is_kept_as_written(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "recipient_id,region,age\na,NA,30\nb,EU,n/a\nc,NA,41\n")
+    err = raises(load_recipients, path)
+    assert (err.location, "'n/a'" in err.message) == ("row 2, column 'age'", True)
+    ok = write(tmp_path, "ok.csv", "recipient_id,region\na,NA\nb,EU\n")
+    assert load_recipients(ok)["region"].tolist() == ["NA", "EU"]  # North America, not missing
+
+
+def test_csv_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_bytes("recipient_id,city\na,Paris\nb,Orléans\n".encode("latin-1"))
+    err = raises(load_recipients, path)
+    assert err.location == "line 3" and "not UTF-8 text (byte 0xe9)" in err.message
+
+
 # --- campaigns ---------------------------------------------------------------------------
 
 

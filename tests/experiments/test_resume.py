@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -21,8 +22,9 @@ import yaml
 from small_envs import tiny_env_factory
 
 from personasim.config.sections import PolicyConfig
+from personasim.core.errors import ConfigError
 from personasim.core.interrupts import GracefulInterrupt, RunInterrupted, StopFlag
-from personasim.core.run_layout import CHECKPOINTS
+from personasim.core.run_layout import CHECKPOINTS, STAGE_RESULTS
 from personasim.experiments.resume import (
     ResumableRunDirectory,
     RunSession,
@@ -131,6 +133,73 @@ def test_session_reuses_finished_stages(tmp_path: Path, tiny_config_path: Path) 
         assert session.summary() == {"sessions": 2, "reused_stages": ["ab_test", "inference"]}
     assert calls == ["ab_test"]
     assert final.is_dir() and not kept.exists() and not (final / CHECKPOINTS.name).exists()
+
+
+class _Payload:
+    """Unpickling this opens (creates) ``target``: what a tampered stage file would do."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.target), "w"))
+
+
+def test_a_tampered_stage_file_cannot_run_code(tmp_path: Path, tiny_config_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from personasim.cli import app
+    from personasim.config.loading import load_config
+
+    final = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        with ResumableRunDirectory(final) as out, \
+                RunSession(out, load_config(tiny_config_path), str(tiny_config_path), final,
+                           False, StageTimer()) as session:
+            session.stage("ab_test", lambda: {"responses": 7})
+            session.stop.request(signal.SIGINT)
+            session.stage("inference", lambda: 1)
+    kept = interrupted_path(final)
+    stages = kept / CHECKPOINTS.name / STAGE_RESULTS
+    assert sorted(p.name for p in stages.iterdir()) == ["ab_test.npz", "inference.npz"]
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Payload(marker))
+    (stages / "ab_test.npz").write_bytes(payload)
+    (stages / "inputs.pkl").write_bytes(payload)  # the old format: never opened
+
+    result = CliRunner().invoke(app, ["run", "--resume", str(kept), "--quiet"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    error = result.output.strip().splitlines()[-1]  # after the warnings, one line
+    for needle in (str(stages / "ab_test.npz"), "not a saved stage result",
+                   "pickled data, which personasim never loads", "delete it"):
+        assert needle in error, error
+    assert "(a pickle, never opened)" in " ".join(result.output.split())
+    assert not marker.exists()
+    assert kept.is_dir() and not final.exists()  # kept for another --resume
+
+
+def test_a_tampered_run_state_cannot_send_the_run_elsewhere(
+        tmp_path: Path, tiny_config_path: Path) -> None:
+    from personasim.config.loading import load_config
+
+    final = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        with ResumableRunDirectory(final) as out, \
+                RunSession(out, load_config(tiny_config_path), "tiny.yaml", final, False,
+                           StageTimer()) as session:
+            session.stop.request(signal.SIGINT)
+            session.stage("ab_test", lambda: 1)
+    state_path = interrupted_path(final) / CHECKPOINTS.name / "run.json"
+    state = json.loads(state_path.read_text())
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    state |= {"final": str(precious), "overwrite": True}  # would replace it on success
+    state_path.write_text(json.dumps(state))
+    saved = read_saved_run(final)
+    assert (saved.final, saved.overwrite) == (final, False)
+    state_path.write_text("{not json")
+    with pytest.raises(ConfigError, match="run.json: damaged resume state"):
+        read_saved_run(final)
 
 
 def test_a_failed_fresh_run_leaves_nothing(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_on_policy_training_curve_and_round_trip(algorithm: str, tmp_path: Path)
 
     path = save_policy(result.model, tmp_path / "model")
     assert path.suffix == ".zip" and path.exists()
-    loaded = load_policy(algorithm, path)
+    loaded = load_policy(algorithm, path, tiny_env_factory()())
     obs = _observations()
     expected, _ = result.model.predict(obs, deterministic=True)
     actual, _ = loaded.predict(obs, deterministic=True)
@@ -85,7 +85,7 @@ def test_dqn_trains_on_a_small_joint_action_space(tmp_path: Path) -> None:
     assert result.model.action_space.n == 9
     assert len(result.curve) > 0
     path = save_policy(result.model, tmp_path / "dqn.zip")
-    policy = SB3Policy(load_policy("dqn", path))
+    policy = SB3Policy(load_policy("dqn", path, tiny_env_factory(2, 2)()))
     env = tiny_env_factory(2, 2)()
     obs, _ = env.reset(seed=1)
     action = policy.act(obs, env)

@@ -11,7 +11,12 @@ import pytest
 from personasim.config.campaign import Campaign
 from personasim.core.types import ABCounts, Diagnostics, Posterior
 from personasim.ranking.evidence import evidence_table, evidence_warnings
-from personasim.ranking.plan_table import pair_evidence, risk_adjusted, table_matrices
+from personasim.ranking.plan_table import (
+    benefit_of_doubt,
+    pair_evidence,
+    risk_adjusted,
+    table_matrices,
+)
 
 
 def _posterior(persona_ids: tuple[str, ...], campaign_ids: tuple[str, ...],
@@ -51,10 +56,12 @@ def test_send_rules_value_weak_estimates_at_their_lower_bound() -> None:
         "recipient_id": ["r0", "r0", "r1", "r1"], "campaign_id": ["sale", "vip"] * 2,
         "p_response": [0.2, 0.3] * 2, "uplift": [0.1, 0.2] * 2,
         "priority_low": [0.05 * 10 - 0.1, -0.1 * 30 - 0.5] * 2,
+        "priority_high": [0.15 * 10 - 0.1, 0.5 * 30 - 0.5] * 2,
     })
     matrices = table_matrices(table, recipients, campaigns)
     assert np.allclose(matrices.p_control, 0.1)
     assert np.allclose(matrices.uplift_low, [[0.05, -0.1]] * 2)
+    assert np.allclose(matrices.uplift_high, [[0.15, 0.5]] * 2)
     evidence = pd.DataFrame({"persona_id": ["a", "a"], "campaign_id": ["sale", "vip"],
                              "evidence": ["tested", "untested"]})
     kinds = pair_evidence(recipients, ["sale", "vip"], evidence)
@@ -64,3 +71,22 @@ def test_send_rules_value_weak_estimates_at_their_lower_bound() -> None:
     assert np.allclose(risk_adjusted(matrices, kinds, "lower_bound"), [[0.15, 0.0]] * 2)
     assert np.allclose(risk_adjusted(matrices, kinds, "explore"), matrices.p_response)
     assert pair_evidence(recipients, ["sale"], None).tolist() == [["tested"]] * 2
+
+
+def test_benefit_of_doubt_needs_a_tested_cell_whose_interval_reaches_a_profit() -> None:
+    campaigns = [Campaign(id="ctl", control=True), Campaign(id="a", value=10.0, cost=1.0),
+                 Campaign(id="b", value=10.0, cost=1.0)]
+    recipients = pd.DataFrame({"recipient_id": ["r0", "r1"], "persona_id": ["p", "q"],
+                               "consent": True})
+    # uplift means 0.05 (below the 0.1 that pays) with tops 0.2 (pays) or 0.08 (does not)
+    table = pd.DataFrame({
+        "recipient_id": ["r0", "r0", "r1", "r1"], "campaign_id": ["a", "b", "a", "b"],
+        "p_response": 0.15, "uplift": 0.05, "priority_low": -1.0,
+        "priority_high": [1.0, -0.2, 1.0, 1.0],
+    })
+    matrices = table_matrices(table, recipients, campaigns)
+    evidence = pd.DataFrame({"persona_id": ["p", "p", "q", "q"],
+                             "campaign_id": ["a", "b", "a", "b"],
+                             "evidence": ["tested", "tested", "untested", "thin"]})
+    kinds = pair_evidence(recipients, ["a", "b"], evidence)
+    assert benefit_of_doubt(matrices, kinds).tolist() == [[True, False], [False, True]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,9 @@ def scenarios(draw: st.DrawFn) -> tuple[PlanInputs, PlanConfig, float, np.ndarra
                                        min_size=horizon * k, max_size=horizon * k)))
         quota = quota.reshape(1, horizon, k)
     inputs = make_inputs(net, cost, horizon, fatigue, allowed.reshape(n, k), shift, quota)
+    if draw(st.booleans()):
+        doubt = np.array(draw(st.lists(st.booleans(), min_size=n * k, max_size=n * k)))
+        inputs = replace(inputs, doubt=doubt.reshape(n, k))
     max_per_week = draw(st.integers(1, 3))
     max_per_horizon = draw(st.none() | st.integers(max_per_week, 6))
     capacity = draw(
@@ -113,7 +117,12 @@ def test_plan_never_breaks_a_constraint(scenario) -> None:
     plan = allocate(inputs, config, budget, holdout, dual_price=price)
     assert list(plan.columns) == list(PLAN_COLUMNS)
     assert check_plan(plan, inputs, config, budget, holdout) == []
-    assert (plan["priority"] > price * plan["cost"]).all()
+    paying = plan["priority"] > price * plan["cost"]
+    if inputs.doubt is None:
+        assert paying.all()
+    else:  # only a recipient's first message may go out on the benefit of the doubt
+        first = plan.groupby("recipient_id").cumcount() == 0
+        assert (paying | first).all()
     assert math.fsum(plan["cost"]) <= budget  # exactly, not within a tolerance
 
 
@@ -347,3 +356,23 @@ def test_check_plan_catches_a_tampered_plan() -> None:
     assert any("unknown" in e for e in check_plan(unknown, inputs, config, 1e6, holdout))
     assert check_plan(plan.drop(columns="priority"), inputs, config, 1e6, holdout)
     assert check_plan(plan, inputs, config, float(plan["cost"].sum()) - 0.1, holdout)
+
+
+def test_benefit_of_doubt_sends_a_first_message_only_when_money_allows() -> None:
+    net = np.array([[2.0], [-0.3], [-0.1]])
+    doubt = np.array([[False], [True], [True]])
+    inputs = replace(make_inputs(net, [0.1], horizon=3), doubt=doubt)
+    plan = allocate(inputs, PlanConfig(), 1e6, no_holdout(inputs))
+    # r1 and r2 get one message each (their first), never a second
+    assert set(plan.loc[plan["week"] == 1, "recipient_id"]) == {"r0", "r1", "r2"}
+    assert (plan["recipient_id"] != "r0").sum() == 2
+    # paying sends go first, then the least bad: with room for two, r0 and r2
+    two = allocate(inputs, PlanConfig(capacity={"c0": 2}), 1e6, no_holdout(inputs))
+    assert set(two["recipient_id"]) == {"r0", "r2"}
+    assert check_plan(plan, inputs, PlanConfig(), 1e6, no_holdout(inputs)) == []
+    # a binding budget (a positive dual price) never pays for a token send
+    priced = allocate(inputs, PlanConfig(), 1e6, no_holdout(inputs), dual_price=0.5)
+    assert set(priced["recipient_id"]) == {"r0"}
+    tampered = pd.concat([plan, plan[plan["recipient_id"] == "r1"].assign(week=3)])
+    assert any("marginal value <= 0" in e for e in
+               check_plan(tampered, inputs, PlanConfig(), 1e6, no_holdout(inputs)))
