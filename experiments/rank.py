@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from personasim.audience.membership import audience_from_recipients
@@ -18,9 +20,10 @@ from personasim.config.campaign import Campaign
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.errors import DataError
+from personasim.core.types import CAMPAIGN_ID
 from personasim.data.recipients import load_recipients
-from personasim.outputs.writers import EXPORTERS
-from personasim.ranking.prioritization import prioritize
+from personasim.outputs.writers import EXPORTERS, stream_table
+from personasim.ranking.prioritization import SEND, SUPPRESS, empty_frame, prioritized_chunks
 
 T = TypeVar("T")
 
@@ -36,11 +39,49 @@ def _read(run_dir: Path, run_file: files.RunFile, parse: Callable[[str], T]) -> 
                         f"({reason})") from None
 
 
+class _Decisions:
+    """Collects each written row's campaign and action while the chunks stream past."""
+
+    def __init__(self) -> None:
+        self.campaigns: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.labels: list[str] = []
+
+    def tap(self, chunks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """Yield ``chunks`` unchanged, keeping their campaign and action codes."""
+        for chunk in chunks:
+            campaign = chunk.column(CAMPAIGN_ID).combine_chunks()
+            action = chunk.column("action").combine_chunks()
+            self.labels = campaign.dictionary.to_pylist()
+            self.campaigns.append(campaign.indices.to_numpy().astype(np.int16))
+            self.actions.append(action.indices.to_numpy().astype(np.int8))
+            yield chunk
+
+    def frame(self) -> pd.DataFrame:
+        """One row per written row: ``campaign_id`` and ``action``, categorical."""
+        def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+        return pd.DataFrame({
+            CAMPAIGN_ID: pd.Categorical.from_codes(joined(self.campaigns, np.int16),
+                                                   categories=self.labels),
+            "action": pd.Categorical.from_codes(joined(self.actions, np.int8),
+                                                categories=[SEND, SUPPRESS]),
+        })
+
+
 def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.DataFrame:
     """Rank campaigns for every recipient in ``recipients_path`` with a finished run.
 
     The output format follows ``out_path``'s suffix (``.csv`` or ``.parquet``); the file is
-    written under a temporary name and renamed, so a failure leaves nothing behind.
+    written under a temporary name and renamed, so a failure leaves nothing behind. The table
+    is scored and written a chunk of recipients at a time, so it never sits in memory whole.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per written row, in file order, with its ``campaign_id`` and ``action``
+        (categorical): what was decided, without the table itself (read ``out_path`` for it).
     """
     for needed in files.RANK_INPUTS:
         if not needed.path(run_dir).is_file():
@@ -62,9 +103,16 @@ def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.
         recipients, posterior.persona_ids, profiles,
         config.prioritization.membership_temperature, str(recipients_path),
     )
-    table = prioritize(audience, posterior, campaigns, config.prioritization)
+    del recipients
+    chunks = prioritized_chunks(audience, posterior, campaigns, config.prioritization)
+    decisions = _Decisions()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.stem}.partial-{os.getpid()}")
-    written = EXPORTERS.get(fmt)(table, partial)
+    try:
+        written, _ = stream_table(decisions.tap(chunks), fmt, partial, empty_frame())
+    except BaseException:
+        for leftover in partial.parent.glob(partial.name + ".*"):
+            leftover.unlink(missing_ok=True)
+        raise
     os.replace(written, out_path)
-    return table
+    return decisions.frame()

@@ -4,6 +4,10 @@ Exporters are looked up by name in :data:`EXPORTERS`, so ``output.formats`` in t
 picks them (``personasim validate`` checks the names); an unknown name lists the known ones.
 Readers are looked up by file suffix in :data:`READERS`. CSV is written with Unix line
 endings and no index, so the same frame always gives the same bytes.
+
+Tables too large to hold as one frame are written a chunk at a time by :func:`stream_table`
+(CSV appended chunk by chunk, Parquet one row group per chunk); a CSV file written that way
+has the same bytes as :func:`write_csv` of the whole frame.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from personasim.core import csv_files
 from personasim.core.registry import Registry
@@ -58,6 +64,75 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
 def write_parquet(df: pd.DataFrame, path: Path) -> Path:
     """Write ``<path>.parquet`` with pyarrow, without the index (an :data:`Exporter`)."""
     return _write(path, ".parquet", partial(df.to_parquet, engine="pyarrow", index=False))
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary-encoded columns decoded (Parquet keeps plain strings)."""
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+               for c in table.columns]
+    return pa.table(columns, names=table.column_names)
+
+
+def stream_table(
+    chunks: Iterable[pa.Table], fmt: str, path: Path, empty: pd.DataFrame
+) -> tuple[Path, int]:
+    """Write ``<path>.<fmt>`` from consecutive chunks of one table, without joining them.
+
+    Parameters
+    ----------
+    chunks
+        The table's rows in order, as pyarrow tables with the same columns (any of them
+        may be dictionary-encoded; files hold the decoded values).
+    fmt
+        ``"csv"`` or ``"parquet"``.
+    path
+        Output path without the suffix.
+    empty
+        The zero-row frame to write when there are no chunks (gives the schema).
+
+    Returns
+    -------
+    tuple
+        The written path and its number of rows.
+
+    Raises
+    ------
+    personasim.core.registry.UnknownNameError
+        If ``fmt`` is not registered.
+    """
+    writer = EXPORTERS.get(fmt)
+    target = _with_suffix(Path(path), "." + fmt)
+    rows = 0
+    if fmt == "csv":
+        with csv_files.CsvStream(target) as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+            rows = stream.rows
+    elif fmt == "parquet":
+        parquet: pq.ParquetWriter | None = None
+        try:
+            for chunk in chunks:
+                plain = _plain(chunk)
+                if parquet is None:
+                    # dictionary pages where the chunk repeats values (its dictionary
+                    # columns); elsewhere they cost time and save nothing
+                    repeated = [c for c, kind in zip(chunk.column_names, chunk.schema.types,
+                                                     strict=True)
+                                if pa.types.is_dictionary(kind)]
+                    parquet = pq.ParquetWriter(target, plain.schema, use_dictionary=repeated)
+                parquet.write_table(plain)
+                rows += plain.num_rows
+        finally:
+            if parquet is not None:
+                parquet.close()
+    else:  # a plug-in format: join the chunks
+        frames = [_plain(chunk).to_pandas() for chunk in chunks]
+        frame = pd.concat(frames, ignore_index=True) if frames else empty
+        return writer(frame, Path(path)), len(frame)
+    if rows == 0:
+        return writer(empty, Path(path)), 0
+    logger.info("wrote %s (%d rows)", target, rows)
+    return target, rows
 
 
 def export_table(

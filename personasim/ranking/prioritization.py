@@ -7,20 +7,31 @@ the posterior has recipient-covariate slopes (a
 each persona term is the recipient's own rate, ``sigmoid(eta[s, j, k] + x_i . gamma[s, k])``. The
 priority of sending ``k`` is its expected incremental value minus its cost: with a control
 campaign, ``(P(resp | k) - P(resp | control)) * value_k - cost_k``; without one,
-``P(resp | k) * value_k - cost_k``. Statistics are computed per draw and then summarised.
+``P(resp | k) * value_k - cost_k``. Statistics are computed per draw and then summarised
+(see :mod:`personasim.ranking.scoring_stats`).
 
-Recipients are processed in chunks with matrix products, so memory stays bounded for
-audiences of a million recipients. Output floats are rounded to 6 decimals so the CSV export
-is byte-stable for the same inputs.
+Recipients are processed in chunks, in ``recipient_id`` order, so memory stays bounded for
+audiences of millions of recipients: :func:`prioritized_chunks` yields the table a chunk at a
+time (for writers that stream), :func:`prioritize` returns it whole. Chunks are scored on a
+few threads with BLAS limited to one thread each; every chunk is computed the same way
+whatever the threading, so the output is the same. Output floats are rounded to 6 decimals
+so the CSV export is byte-stable for the same inputs.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
 
 from personasim.config.campaign import Campaign
 from personasim.config.sections import PrioritizationConfig
@@ -32,6 +43,8 @@ from personasim.core.types import (
     Audience,
     Posterior,
 )
+from personasim.ranking.scoring_select import interval
+from personasim.ranking.scoring_stats import FLOAT_COLUMNS, ChunkScorer, Prepared, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -41,46 +54,11 @@ PRIORITY_COLUMNS: tuple[str, ...] = (
     PERSONA_ID,
     CAMPAIGN_ID,
     "rank",
-    "p_response",
-    "p_low",
-    "p_high",
-    "uplift",
-    "expected_value",
-    "priority",
-    "priority_low",
-    "priority_high",
+    *FLOAT_COLUMNS,
     "action",
 )
-
-_FLOAT_COLUMNS: tuple[str, ...] = PRIORITY_COLUMNS[4:12]
-_DECIMALS = 6
 SEND = "send"
 SUPPRESS = "suppress"
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """Posterior draws aligned to the audience's personas and the campaigns."""
-
-    draws: np.ndarray  # (n_sendable, n_personas_audience, n_draws) float64
-    control: np.ndarray | None  # (n_personas_audience, n_draws) float64
-    ids: tuple[str, ...]  # sendable campaign ids, ascending
-    value: np.ndarray  # (n_sendable,) float64
-    cost: np.ndarray  # (n_sendable,) float64
-    # with recipient covariates: cell logits instead of rates in draws/control, and slopes
-    gamma: np.ndarray | None = None  # (n_sendable, n_draws, n_covariates) float64
-    control_gamma: np.ndarray | None = None  # (n_draws, n_covariates) float64
-
-
-def _index_of(wanted: tuple[str, ...] | list[str], known: tuple[str, ...], what: str) -> np.ndarray:
-    """Positions of ``wanted`` ids in ``known``; raise ``ValueError`` naming a missing id."""
-    position = {name: i for i, name in enumerate(known)}
-    missing = [name for name in wanted if name not in position]
-    if missing:
-        raise ValueError(
-            f"{what} id {missing[0]!r} is not in the posterior; known: {', '.join(known)}"
-        )
-    return np.array([position[name] for name in wanted], dtype=np.intp)
 
 
 def draw_subset(n_draws: int, max_draws: int) -> np.ndarray:
@@ -105,101 +83,13 @@ def draw_subset(n_draws: int, max_draws: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_draws - 1, max_draws)).astype(np.intp))
 
 
-def _prepare(
-    audience: Audience, posterior: Posterior, campaigns: list[Campaign], max_draws: int
-) -> _Prepared:
-    """Validate the inputs and align the posterior draws to personas and campaigns."""
-    if not campaigns:
-        raise ValueError("no campaigns to prioritize")
-    ids = [c.id for c in campaigns]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"duplicate campaign id {dup!r}")
-    controls = [c for c in campaigns if c.control]
-    if len(controls) > 1:
-        raise ValueError(f"at most one control campaign, got {[c.id for c in controls]}")
-    if posterior.draws.ndim != 3 or posterior.draws.shape[0] == 0:
-        raise ValueError(f"posterior draws must be (n_draws>0, P, C), got {posterior.draws.shape}")
-    n = len(audience.recipients)
-    if audience.membership.shape != (n, len(audience.persona_ids)):
-        raise ValueError(
-            f"membership shape {audience.membership.shape} does not match "
-            f"{n} recipients x {len(audience.persona_ids)} personas"
-        )
-
-    p_idx = _index_of(audience.persona_ids, posterior.persona_ids, "persona")
-    sendable = sorted((c for c in campaigns if not c.control), key=lambda c: c.id)
-    c_idx = _index_of([c.id for c in sendable], posterior.campaign_ids, "campaign")
-    s_idx = draw_subset(posterior.draws.shape[0], max_draws)
-
-    covariate = _uses_covariates(audience, posterior)
-    source = posterior.eta if covariate else posterior.draws  # type: ignore[attr-defined]
-    sub = np.asarray(source, dtype=np.float64)[s_idx][:, p_idx]  # (S, J, C_all)
-    draws = np.ascontiguousarray(sub[:, :, c_idx].transpose(2, 1, 0))  # (K, J, S)
-    control = gamma = control_gamma = None
-    if covariate:
-        slopes = np.asarray(posterior.gamma, dtype=np.float64)[s_idx]  # type: ignore[attr-defined]
-        gamma = np.ascontiguousarray(slopes[:, c_idx].transpose(1, 0, 2))  # (K, S, D)
-    if controls:
-        k0 = _index_of([controls[0].id], posterior.campaign_ids, "campaign")[0]
-        control = np.ascontiguousarray(sub[:, :, k0].T)  # (J, S)
-        if covariate:
-            control_gamma = np.ascontiguousarray(slopes[:, k0])  # (S, D)
-    logger.debug(
-        "prioritizing %d recipients x %d campaigns over %d draws (control: %s)",
-        n,
-        len(sendable),
-        len(s_idx),
-        controls[0].id if controls else None,
-    )
-    return _Prepared(
-        draws=draws,
-        control=control,
-        ids=tuple(c.id for c in sendable),
-        value=np.array([c.value for c in sendable], dtype=np.float64),
-        cost=np.array([c.cost for c in sendable], dtype=np.float64),
-        gamma=gamma,
-        control_gamma=control_gamma,
-    )
-
-
-def _uses_covariates(audience: Audience, posterior: Posterior) -> bool:
-    """True when the posterior has covariate slopes and the audience has their columns."""
-    spec = getattr(posterior, "spec", None)
-    if spec is None or not spec.names:
-        return False
-    missing = [n for n in spec.names if n not in audience.recipients.columns]
-    if missing:
-        logger.info("recipients lack covariate column(s) %s: ranking by persona rates only",
-                    ", ".join(missing))
-        return False
-    return True
-
-
-def _mixture(
-    weights: np.ndarray, rates: np.ndarray, gamma: np.ndarray | None, x: np.ndarray | None
-) -> np.ndarray:
-    """Each recipient's response-probability draws, ``(n, S)``.
-
-    Without covariates ``rates`` holds persona rates ``(J, S)`` and the result is their
-    membership-weighted mixture; with them, ``rates`` holds cell logits and each persona's
-    term is ``sigmoid(logit + x . gamma)`` before mixing.
-    """
-    if gamma is None or x is None:
-        return weights @ rates
-    shift = x @ gamma.T  # (n, S)
-    out = np.zeros_like(shift)
-    for j in np.flatnonzero(weights.max(axis=0) > 0):
-        out += weights[:, j : j + 1] / (1.0 + np.exp(-(rates[j][None, :] + shift)))
-    return out
-
-
 def equal_tailed(
     x: np.ndarray, level: float, overwrite: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Equal-tailed interval of each row of ``x`` (linear interpolation, as ``np.quantile``).
 
-    Sorts each row once (NumPy's vectorized sort is faster here than a partial partition).
+    The two order statistics each side of both quantiles are found exactly without a full
+    float64 sort (see :func:`personasim.ranking.scoring_select.order_statistics`).
 
     Parameters
     ----------
@@ -208,81 +98,216 @@ def equal_tailed(
     level
         Interval mass in (0, 1).
     overwrite
-        Sort ``x`` in place instead of a copy (saves memory and time).
+        ``x`` may be reordered in place (saves memory and time).
 
     Returns
     -------
     tuple of numpy.ndarray
         Lower and upper bounds, each ``(n_rows,)``.
     """
-    n = x.shape[1]
-    tail = (1.0 - level) / 2.0
-    ordered = x if overwrite else x.copy()
-    ordered.sort(axis=1)
-    bounds = []
-    for pos in (tail * (n - 1), (1.0 - tail) * (n - 1)):
-        i = int(np.floor(pos))
-        i1 = min(i + 1, n - 1)
-        a, b = ordered[:, i], ordered[:, i1]
-        bounds.append(a + (b - a) * (pos - i))
-    return bounds[0], bounds[1]
+    return interval(np.ascontiguousarray(x, dtype=np.float64), level, overwrite=overwrite)
 
 
-def _round(values: np.ndarray) -> np.ndarray:
-    """Round to the output precision, normalising ``-0.0`` to ``0.0``."""
-    return np.round(values, _DECIMALS) + 0.0
-
-
-def _chunk_stats(
-    membership: np.ndarray, prep: _Prepared, level: float, x: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """Summary statistics for one chunk of recipients, each ``(n_chunk, n_sendable)``."""
-    weights = membership.astype(np.float64, copy=False)
-    n_chunk, n_k = weights.shape[0], len(prep.ids)
-    stats = {name: np.empty((n_chunk, n_k), dtype=np.float64) for name in _FLOAT_COLUMNS}
-    p_control = (
-        _mixture(weights, prep.control, prep.control_gamma, x)
-        if prep.control is not None else None
-    )  # (n, S)
-    for k in range(n_k):
-        p = _mixture(weights, prep.draws[k], None if prep.gamma is None else prep.gamma[k],
-                     x)  # (n, S)
-        p_mean = p.mean(axis=1)
-        if p_control is not None:
-            diff = p - p_control
-            d_mean = diff.mean(axis=1)
-            d_low, d_high = equal_tailed(diff, level, overwrite=True)
-            del diff
-        p_low, p_high = equal_tailed(p, level, overwrite=True)
-        if p_control is None:
-            d_mean, d_low, d_high = p_mean, p_low, p_high
-            stats["uplift"][:, k] = 0.0
-        else:
-            stats["uplift"][:, k] = d_mean
-        value, cost = prep.value[k], prep.cost[k]
-        stats["p_response"][:, k] = p_mean
-        stats["p_low"][:, k] = p_low
-        stats["p_high"][:, k] = p_high
-        stats["expected_value"][:, k] = d_mean * value
-        stats["priority"][:, k] = d_mean * value - cost
-        # value >= 0, so the per-draw priority is a monotone affine map of the per-draw
-        # incremental probability and its quantiles are the mapped quantiles.
-        stats["priority_low"][:, k] = d_low * value - cost
-        stats["priority_high"][:, k] = d_high * value - cost
-    return {name: _round(values) for name, values in stats.items()}
-
-
-def _empty_frame() -> pd.DataFrame:
+def empty_frame() -> pd.DataFrame:
     """A zero-row frame with the golden schema and dtypes."""
     data: dict[str, pd.Series] = {}
     for name in PRIORITY_COLUMNS:
         if name == "rank":
             data[name] = pd.Series([], dtype=np.int32)
-        elif name in _FLOAT_COLUMNS:
+        elif name in FLOAT_COLUMNS:
             data[name] = pd.Series([], dtype=np.float64)
         else:
             data[name] = pd.Series([], dtype=str)
     return pd.DataFrame(data, columns=list(PRIORITY_COLUMNS))
+
+
+def _text(values: pd.Series) -> pa.Array:
+    """A column as a pyarrow string array, as ``astype(str)`` would give it."""
+    values = values.astype(str)
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # e.g. lone surrogates
+        array = None
+    if isinstance(array, pa.ChunkedArray):  # pyarrow-backed pandas columns may be chunked
+        array = array.combine_chunks()
+    text = array is not None and (pa.types.is_string(array.type)
+                                  or pa.types.is_large_string(array.type))
+    if array is None or not text or array.null_count:
+        array = pa.array([str(v) for v in values.to_numpy(dtype=object)],
+                         type=pa.large_string())
+    return array.cast(pa.string())
+
+
+def _worker_count(n_chunks: int) -> int:
+    """Scoring threads: one per available core (at most 4), never more than chunks."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4, n_chunks))
+
+
+class _Chunks:
+    """Everything the chunks share: inputs in ``recipient_id`` order and the aligned draws."""
+
+    def __init__(self, audience: Audience, posterior: Posterior, prep: Prepared,
+                 config: PrioritizationConfig) -> None:
+        recipients = audience.recipients
+        n = len(recipients)
+        rid = _text(recipients[RECIPIENT_ID])
+        # a stable sort of the UTF-8 bytes is a stable sort of the code points
+        self.order = pc.sort_indices(rid).to_numpy(zero_copy_only=False)
+        self.rid = rid.take(pa.array(self.order))
+        personas = _text(recipients[PERSONA_ID]).dictionary_encode()
+        self.pid_codes = personas.indices.to_numpy(zero_copy_only=False).astype(
+            np.int32)[self.order]
+        self.pid_labels = personas.dictionary
+        if CONSENT in recipients.columns:
+            raw_consent = recipients[CONSENT]
+            if raw_consent.isna().any():
+                logger.warning("%d recipients have no consent value; treated as no consent",
+                               int(raw_consent.isna().sum()))
+            consent = raw_consent.fillna(False).astype(bool).to_numpy(dtype=bool)
+        else:
+            logger.warning("audience has no %r column; treating every recipient as consenting",
+                           CONSENT)
+            consent = np.ones(n, dtype=bool)
+        self.consent = consent[self.order]
+        self.membership = audience.membership
+        self.covariates = None
+        if prep.gamma is not None:
+            self.covariates = posterior.spec.transform(recipients)  # type: ignore[attr-defined]
+        self.prep = prep
+        self.level = config.credible_interval
+        n_k = len(prep.ids)
+        self.n_keep = n_k if config.top_n is None else min(config.top_n, n_k)
+        self.campaign_labels = pa.array(list(prep.ids), type=pa.string())
+        self.action_labels = pa.array([SEND, SUPPRESS], type=pa.string())
+        self._local = threading.local()
+
+    def table(self, start: int, stop: int) -> pa.Table:
+        """The ranked rows of recipients ``start:stop`` (in ``recipient_id`` order)."""
+        scorer = getattr(self._local, "scorer", None)
+        if scorer is None:
+            scorer = self._local.scorer = ChunkScorer(self.prep, self.level)
+        rows = self.order[start:stop]
+        x = None if self.covariates is None else self.covariates[rows]
+        stats, inverse = scorer.score(self.membership[rows], x)
+        n_c, n_keep = stop - start, self.n_keep
+        # Campaigns are in ascending id order, so a stable sort breaks ties by id.
+        ranked = np.argsort(-stats["priority"], axis=1, kind="stable")[:, :n_keep]
+        columns: dict[str, pa.Array] = {}
+        who = np.repeat(np.arange(n_c, dtype=np.int32), n_keep)
+        columns[RECIPIENT_ID] = pa.DictionaryArray.from_arrays(
+            pa.array(who), self.rid.slice(start, n_c))
+        columns[PERSONA_ID] = pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(self.pid_codes[start:stop], n_keep)), self.pid_labels)
+        columns[CAMPAIGN_ID] = pa.DictionaryArray.from_arrays(
+            pa.array(ranked[inverse].ravel().astype(np.int32)), self.campaign_labels)
+        ranks = np.arange(1, n_keep + 1, dtype=np.int32)
+        columns["rank"] = pa.DictionaryArray.from_arrays(
+            pa.array(np.tile(np.arange(n_keep, dtype=np.int32), n_c)), pa.array(ranks))
+        # each row's values are those of its distinct input: a dictionary when they repeat
+        cell = (inverse[:, None] * n_keep + np.arange(n_keep)).ravel().astype(np.int32)
+        repeated = len(ranked) * 4 <= n_c
+        for name in FLOAT_COLUMNS:
+            distinct = np.take_along_axis(stats[name], ranked, axis=1)
+            columns[name] = (pa.DictionaryArray.from_arrays(pa.array(cell),
+                                                            pa.array(distinct.ravel()))
+                             if repeated else pa.array(distinct[inverse].ravel()))
+        priority = np.take_along_axis(stats["priority"], ranked, axis=1).ravel()[cell]
+        send = (priority > 0) & np.repeat(self.consent[start:stop], n_keep)
+        columns["action"] = pa.DictionaryArray.from_arrays(
+            pa.array(np.where(send, 0, 1).astype(np.int8)), self.action_labels)
+        return pa.table(columns)
+
+
+def prioritized_chunks(
+    audience: Audience,
+    posterior: Posterior,
+    campaigns: list[Campaign],
+    config: PrioritizationConfig,
+    max_draws: int = 400,
+    chunk_size: int = 20_000,
+    workers: int | None = None,
+) -> Iterator[pa.Table]:
+    """The ranking table of :func:`prioritize`, a chunk of recipients at a time.
+
+    Parameters
+    ----------
+    audience, posterior, campaigns, config, max_draws, chunk_size
+        As for :func:`prioritize`.
+    workers
+        Scoring threads (default: one per available core, at most 4). The output does not
+        depend on it.
+
+    Yields
+    ------
+    pyarrow.Table
+        Consecutive rows of the table (columns :data:`PRIORITY_COLUMNS`), ``chunk_size``
+        recipients each. Text columns, ``rank``, and the statistics when recipients share
+        inputs, are dictionary-encoded (:func:`plain_table` decodes them).
+
+    Raises
+    ------
+    ValueError
+        As :func:`prioritize`, before the first chunk.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    prep = prepare(audience, posterior, campaigns,
+                   draw_subset(posterior.draws.shape[0], max_draws))
+    n, n_k = len(audience.recipients), len(prep.ids)
+    if n_k == 0:
+        logger.warning("no sendable campaigns (only a control); nothing to rank")
+    if n == 0 or n_k == 0:
+        return iter(())
+    return _generate(_Chunks(audience, posterior, prep, config), n, chunk_size, workers)
+
+
+def _generate(chunks: _Chunks, n: int, chunk_size: int, workers: int | None
+              ) -> Iterator[pa.Table]:
+    """Score the chunks on ``workers`` threads, yielding them in order."""
+    starts = list(range(0, n, chunk_size))
+    n_workers = _worker_count(len(starts)) if workers is None else max(1, workers)
+    sends = 0
+    with threadpool_limits(limits=1, user_api="blas"):
+        if n_workers == 1:
+            for start in starts:
+                table = chunks.table(start, min(start + chunk_size, n))
+                sends += _sends(table)
+                yield table
+        else:
+            with ThreadPoolExecutor(max_workers=n_workers,
+                                    thread_name_prefix="personasim-rank") as pool:
+                pending: deque[Future[pa.Table]] = deque()
+                queue = iter(starts)
+                for start in queue:
+                    pending.append(pool.submit(chunks.table, start, min(start + chunk_size, n)))
+                    if len(pending) > n_workers:
+                        table = pending.popleft().result()
+                        sends += _sends(table)
+                        yield table
+                while pending:
+                    table = pending.popleft().result()
+                    sends += _sends(table)
+                    yield table
+    logger.info("prioritized %d recipients x %d campaigns: %d sends", n, chunks.n_keep, sends)
+
+
+def _sends(table: pa.Table) -> int:
+    """Rows of a chunk whose action is ``send``."""
+    return int(np.count_nonzero(table.column("action").combine_chunks().indices
+                                .to_numpy() == 0))
+
+
+def plain_table(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-encoded columns decoded."""
+    columns = [
+        column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(columns, names=table.column_names)
 
 
 def prioritize(
@@ -324,63 +349,8 @@ def prioritize(
         On a persona or campaign id missing from the posterior, a membership matrix that
         does not fit the audience, or bad ``max_draws``/``chunk_size``.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    prep = _prepare(audience, posterior, campaigns, max_draws)
-    recipients = audience.recipients
-    n, n_k = len(recipients), len(prep.ids)
-    if n == 0 or n_k == 0:
-        if n_k == 0:
-            logger.warning("no sendable campaigns (only a control); nothing to rank")
-        return _empty_frame()
-
-    rid = recipients[RECIPIENT_ID].astype(str).to_numpy(dtype=object)
-    pid = recipients[PERSONA_ID].astype(str).to_numpy(dtype=object)
-    if CONSENT in recipients.columns:
-        raw_consent = recipients[CONSENT]
-        if raw_consent.isna().any():
-            logger.warning("%d recipients have no consent value; treated as no consent",
-                           int(raw_consent.isna().sum()))
-        consent = raw_consent.fillna(False).astype(bool).to_numpy(dtype=bool)
-    else:
-        logger.warning("audience has no %r column; treating every recipient as consenting",
-                       CONSENT)
-        consent = np.ones(n, dtype=bool)
-    order = np.argsort(rid, kind="stable")
-    n_keep = n_k if config.top_n is None else min(config.top_n, n_k)
-
-    out = {name: np.empty(n * n_keep, dtype=np.float64) for name in _FLOAT_COLUMNS}
-    camp_pos = np.empty(n * n_keep, dtype=np.intp)
-    membership = audience.membership
-    covariates = None
-    if prep.gamma is not None:
-        covariates = posterior.spec.transform(recipients)  # type: ignore[attr-defined]
-        chunk_size = min(chunk_size, 2_000)  # (n, draws) per persona term: bound the memory
-    for start in range(0, n, chunk_size):
-        rows = order[start : start + chunk_size]
-        stats = _chunk_stats(membership[rows], prep, config.credible_interval,
-                             None if covariates is None else covariates[rows])
-        # Campaigns are in ascending id order, so a stable sort breaks ties by id.
-        ranked = np.argsort(-stats["priority"], axis=1, kind="stable")[:, :n_keep]
-        span = slice(start * n_keep, (start + len(rows)) * n_keep)
-        camp_pos[span] = ranked.ravel()
-        for name in _FLOAT_COLUMNS:
-            out[name][span] = np.take_along_axis(stats[name], ranked, axis=1).ravel()
-
-    row_of = np.repeat(order, n_keep)
-    send = (out["priority"] > 0) & consent[row_of]
-    frame = pd.DataFrame(
-        {
-            RECIPIENT_ID: pd.array(rid[row_of], dtype=str),
-            PERSONA_ID: pd.array(pid[row_of], dtype=str),
-            CAMPAIGN_ID: pd.array(np.asarray(prep.ids, dtype=object)[camp_pos], dtype=str),
-            "rank": np.tile(np.arange(1, n_keep + 1, dtype=np.int32), n),
-            **out,
-            "action": pd.array(np.where(send, SEND, SUPPRESS).astype(object), dtype=str),
-        },
-        columns=list(PRIORITY_COLUMNS),
-    )
-    logger.info(
-        "prioritized %d recipients x %d campaigns: %d sends", n, n_keep, int(send.sum())
-    )
-    return frame
+    tables = [plain_table(t) for t in prioritized_chunks(
+        audience, posterior, campaigns, config, max_draws, chunk_size)]
+    if not tables:
+        return empty_frame()
+    return pa.concat_tables(tables).to_pandas()
