@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from personasim.audience.descriptions import describe_personas
+from personasim.audience.roles import roles_from_config
 from personasim.audience.synthesis import synthesize_personas
 from personasim.config.schema import ExperimentConfig
 from personasim.config.sections import EventConfig
@@ -62,7 +63,8 @@ def load_dataset_inputs(config: ExperimentConfig, source: str, seed: int,
                                  tables.campaigns)
     recipients = recipients.copy()
     recipients.insert(1, PERSONA_ID, [result.personas[i].id for i in result.labels])
-    personas = describe_personas(result.personas, recipients)
+    personas = describe_personas(result.personas, recipients,
+                                 roles_from_config(config.synthesis, recipients.columns))
     holdout = tables.holdout
     if holdout is not None:
         persona_of = recipients.set_index(RECIPIENT_ID)[PERSONA_ID]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from personasim.audience.descriptions import member_facts, roles_for
+from personasim.audience.descriptions import member_facts
+from personasim.audience.roles import roles_from_config
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.types import PERSONA_ID, Posterior
@@ -28,7 +29,7 @@ def write_persona_report(out: Path, config: ExperimentConfig, inputs: Inputs,
     recipients = inputs.recipients
     sizes = persona_sizes(inputs, config.population.size)
     if recipients is not None and PERSONA_ID in recipients:
-        roles = roles_for(recipients.columns)
+        roles = roles_from_config(config.synthesis, recipients.columns)
         facts = {pid: member_facts(rows.drop(columns=[PERSONA_ID]), roles)
                  for pid, rows in recipients.groupby(PERSONA_ID)}
     else:

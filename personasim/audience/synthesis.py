@@ -2,7 +2,9 @@
 
 The clustering runs on a feature matrix where numeric (and bool) columns are standardized
 and categorical columns one-hot encoded. :class:`PersonaProfiles` keeps that transform and
-one centroid per persona, so any recipients file can later be given soft memberships.
+one centroid per persona, so any recipients file can later be given soft memberships. Each
+persona is described in words (:mod:`personasim.audience.descriptions`) by the column roles of
+``synthesis.columns`` over a known dataset's built-in ones.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import pandas as pd
 from sklearn.cluster import DBSCAN, KMeans, MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 
+from personasim.audience.descriptions import describe_members, distinct
 from personasim.audience.profiles import PersonaProfiles, is_numeric, squared_distances
+from personasim.audience.roles import check_roles, roles_from_config
 from personasim.config.campaign import Campaign
 from personasim.config.distributions import Beta, Gamma
 from personasim.config.persona import Persona, PersonaTraits
@@ -128,14 +132,14 @@ def _by_size(raw: np.ndarray) -> np.ndarray:
     return remap[raw]
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3g}"
+DISTINCTIVE = 3
+"""Columns described when no role is declared: the ones that most set a persona apart."""
 
 
 def _summarize(
     members: pd.DataFrame, profiles: PersonaProfiles, centroid: np.ndarray, overall: np.ndarray
-) -> tuple[dict[str, float | str], str]:
-    """Member attributes and a one-sentence description of the most distinctive ones."""
+) -> tuple[dict[str, float | str], list[str]]:
+    """Member attributes and the :data:`DISTINCTIVE` features most apart from everyone's."""
     attributes: dict[str, float | str] = {}
     scored: list[tuple[float, int, str]] = []
     pos = 0
@@ -143,9 +147,7 @@ def _summarize(
         if f in profiles.means:
             mean = float(members[f].to_numpy(dtype=np.float64).mean())
             attributes[f] = float(f"{mean:.4g}")
-            z = float(centroid[pos])
-            word = "high" if z >= 0 else "low"
-            scored.append((abs(z), order, f"{word} {f} (mean {_fmt(mean)})"))
+            scored.append((abs(float(centroid[pos])), order, f))
             pos += 1
         else:
             counts = members[f].astype(str).value_counts()
@@ -155,11 +157,10 @@ def _summarize(
             share, base = centroid[pos : pos + width], overall[pos : pos + width]
             sd = np.sqrt(np.clip(base * (1 - base), 1e-12, None))
             dev = float(np.max(np.abs(share - base) / sd)) if width else 0.0
-            scored.append((dev, order, f"{f} mostly {top}"))
+            scored.append((dev, order, f))
             pos += width
     scored.sort(key=lambda t: (-t[0], t[1]))
-    description = "Members with " + ", ".join(phrase for _, _, phrase in scored[:3])
-    return attributes, description
+    return attributes, [f for _, _, f in scored[:DISTINCTIVE]]
 
 
 def _fit_rows(rows: pd.DataFrame) -> Beta:
@@ -211,7 +212,8 @@ def synthesize_personas(
     recipients
         As returned by :func:`personasim.data.tables.load_recipients`.
     config
-        Method, k and features.
+        Method, k, features, and how descriptions read the columns (``noun``, ``columns``,
+        over the built-in roles of a known dataset such as Hillstrom's).
     rng
         Source of all randomness (same seed and data give the same result).
     ab_results, campaigns
@@ -222,10 +224,18 @@ def synthesize_personas(
     -------
     SynthesisResult
         Personas ordered by size (largest is ``persona_1``), row labels and profiles.
+
+    Raises
+    ------
+    DataError
+        A feature, or a column named in ``config.columns``, is missing or does not fit.
     """
     if len(recipients) == 0:
         raise ValueError("recipients is empty")
     recipients = recipients.reset_index(drop=True)
+    roles = roles_from_config(config, recipients.columns)
+    if roles is not None:
+        check_roles(recipients, roles)
     enc = PersonaProfiles.encoder(recipients, config.features)
     x = enc.transform(recipients)
     labels = _by_size(SYNTHESIZERS.get(config.method)(x, config, rng))
@@ -247,12 +257,18 @@ def synthesize_personas(
     ]
     unit = {t: bool(((recipients[t] >= 0) & (recipients[t] <= 1)).all()) for t in scalar_cols}
 
-    personas: list[Persona] = []
     n = len(recipients)
+    summaries = [_summarize(recipients.loc[labels == p], profiles, profiles.centroids[p], overall)
+                 for p in range(len(persona_ids))]
+    descriptions = distinct([
+        describe_members(recipients.loc[labels == p], roles,
+                         () if roles is not None and roles.roles else distinctive)
+        for p, (_, distinctive) in enumerate(summaries)])
+    personas: list[Persona] = []
     for p, pid in enumerate(persona_ids):
         mask = labels == p
         members = recipients.loc[mask]
-        attributes, description = _summarize(members, profiles, profiles.centroids[p], overall)
+        attributes, description = summaries[p][0], descriptions[p]
         traits: dict[str, Any] = {}
         if p in ab_by_persona:
             traits.update(_ab_traits(ab_by_persona[p], campaigns or []))

@@ -55,8 +55,11 @@ def test_kmeans_auto_recovers_three_blobs() -> None:
     assert sum(p.share for p in result.personas) == pytest.approx(1.0)
     assert result.personas[0].attributes["region"] == "urban"
     assert result.personas[1].attributes["history"] == pytest.approx(1000, abs=20)
-    assert result.personas[0].description.startswith("Members with ")
-    assert "region mostly" in " ".join(p.description for p in result.personas)
+    # no roles declared: the three most distinctive columns, read by their dtype
+    assert result.personas[0].description.startswith("All urban, ")
+    assert {"all rural", "all suburb"} <= set(", ".join(
+        p.description for p in result.personas).lower().split(", "))
+    assert all("mean" not in p.description for p in result.personas)
     assert result.profiles.persona_ids == ["persona_1", "persona_2", "persona_3"]
 
 
