@@ -21,6 +21,7 @@ from personasim.config.persona import Persona
 from personasim.config.sections import DynamicsConfig, EventConfig
 from personasim.core.types import CAMPAIGN_ID, CONSENT, NO_SEND_ID, PERSONA_ID, RECIPIENT_ID
 from personasim.ranking.plan import PlanInputs
+from personasim.ranking.plan_reasons import plan_reasons
 from personasim.ranking.plan_values import response_values
 from personasim.ranking.prioritization import PRIORITY_COLUMNS, SEND, SUPPRESS
 
@@ -246,7 +247,8 @@ def finish_plan(plan: pd.DataFrame, persona_of: pd.Series, campaigns: Sequence[C
     on = {(pid, w): names[w] for pid in plan[PERSONA_ID].unique() for w in names}
     labels = {c.id: c.offer or c.id for c in campaigns}
     plan["evidence"] = _row_evidence(plan, evidence)
-    plan["reason"] = plan_reasons(plan, labels, on, outcome)
+    plan["reason"] = pd.Series(pd.arrays.ArrowExtensionArray(
+        plan_reasons(plan, labels, on, outcome)), index=plan.index)
     return plan[list(PLAN_FILE_COLUMNS)].reset_index(drop=True)
 
 
@@ -304,46 +306,6 @@ def plan_calendar(plan: pd.DataFrame, sizes: Mapping[str, int], campaign_ids: Se
     frame["share"] = frame["share"].round(_DECIMALS)
     frame["spend"] = frame["spend"].round(_DECIMALS)
     return frame
-
-
-def plan_reasons(plan: pd.DataFrame, labels: Mapping[str, str],
-                 events_by_week: Mapping[tuple[str, int], Sequence[str]],
-                 outcome: str = "response") -> list[str]:
-    """One plain sentence per plan row naming what put it there.
-
-    Parameters
-    ----------
-    plan : pd.DataFrame
-        The plan (persona, week, campaign, uplift, expected value, cost, priority), in order.
-    labels : Mapping[str, str]
-        Campaign id -> what a person calls it (its offer).
-    events_by_week : Mapping[tuple[str, int], Sequence[str]]
-        (persona id, week) -> names of the events on then.
-    outcome : str
-        What a response is called (``response``, ``visit``, ``order``).
-    """
-    earlier = plan.groupby(RECIPIENT_ID, sort=False).cumcount().to_numpy().tolist()
-    fatigue = ["", *(f"; {e} earlier message{'s' if e > 1 else ''} lower it through fatigue"
-                     for e in range(1, max(earlier, default=0) + 1))]
-    during = {key: f"; during {', '.join(names)}" for key, names in events_by_week.items()
-              if names}
-    notes = {"untested": "; no A/B results for this persona and campaign, so valued at the "
-                         "low end of its estimate",
-             "thin": "; thin A/B evidence for this persona and campaign"}
-    evidence = (plan["evidence"].map(lambda e: notes.get(e, "")).tolist()
-                if "evidence" in plan else [""] * len(plan))
-    doubt = "; below cost on average, but its interval reaches a profit, so not held back"
-    evidence = [f"{note}{doubt}" if net <= 0 else note
-                for note, net in zip(evidence, plan["priority"].tolist(), strict=True)]
-    columns = (plan[PERSONA_ID].tolist(), plan["week"].tolist(),
-               plan[CAMPAIGN_ID].map(lambda c: labels.get(c, c)).tolist(),
-               (100 * plan["uplift"]).tolist(), plan["expected_value"].tolist(),
-               plan["cost"].tolist(), plan["priority"].tolist())
-    return [f"{label} in week {week}: {lift:+.2f} {outcome}s per 100 like this customer "
-            f"({pid}), worth ${ev:.2f} for a ${cost:.2f} send, net ${net:.2f}"
-            f"{fatigue[e]}{during.get((pid, week), '')}{note}."
-            for (pid, week, label, lift, ev, cost, net), e, note in zip(
-                zip(*columns, strict=True), earlier, evidence, strict=True)]
 
 
 def greedy_schedule(table: pd.DataFrame, costs: Mapping[str, float], budget: float,
