@@ -296,10 +296,7 @@ def _plan_week(inputs: PlanInputs, config: PlanConfig, week: int, allowed: np.nd
     rows = np.flatnonzero(open_r & (sent_total < max_h))
     if not len(rows):
         return rows
-    p = values.response(rows, week, fatigue)
-    uplift = p - values.p_control[rows][:, None]
-    marg = uplift * values.value[None, :] - cost[None, :]
-    score = marg - dual_price * cost[None, :]
+    marg = values.marginal(rows, week, fatigue)  # the one (rows, K) array a week keeps
     local = np.full(n, -1, dtype=np.int64)
     local[rows] = np.arange(len(rows))
     while True:
@@ -307,10 +304,10 @@ def _plan_week(inputs: PlanInputs, config: PlanConfig, week: int, allowed: np.nd
         if not len(live):
             break
         at = local[live]
-        worth, live_score = marg[at], score[at]
+        worth = marg[at]
         if inputs.doubt is not None:
             worth = token_worth(worth, inputs.doubt[live] & (sent_total[live] == 0)[:, None])
-            live_score = worth - dual_price * cost[None, :]
+        live_score = worth - dual_price * cost[None, :]
         cand = allowed[live] & ~sent_week[live] & (worth > 0) & (live_score > 0)
         cand &= (state.cap_left > 0)[None, :] & (cost <= state.budget_left)[None, :]
         if state.quota_left is not None:
@@ -331,9 +328,9 @@ def _plan_week(inputs: PlanInputs, config: PlanConfig, week: int, allowed: np.nd
             np.subtract.at(state.quota_left, (values.group[r], ki), 1.0)
         state.budget_left -= float(cost[ki].sum())
         state.spent.append(cost[ki])
-        a = local[r]
-        parts.append((r, np.full(len(r), week, dtype=np.int64), ki, p[a, ki], uplift[a, ki],
-                      marg[a, ki]))
+        chosen_p = values.response(r, week, fatigue)[np.arange(len(r)), ki]
+        parts.append((r, np.full(len(r), week, dtype=np.int64), ki, chosen_p,
+                      chosen_p - values.p_control[r], marg[local[r], ki]))
     return np.flatnonzero(count_week)
 
 

@@ -24,7 +24,7 @@ from personasim.behaviour.transition import EventCalendar
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
 from personasim.config.sections import DynamicsConfig, EventConfig
-from personasim.core.numeric import logit, sigmoid
+from personasim.core.numeric import logit
 
 _CLIP = 1e-6
 
@@ -88,14 +88,21 @@ class ResponseValues:
 
     def response(self, rows: np.ndarray, week: int, fatigue: np.ndarray) -> np.ndarray:
         """``(len(rows), K)`` P(response) to each campaign in ``week`` at ``fatigue[rows]``."""
-        z = self.logit[rows] + self.week_shift[self.group[rows], week - 1]
+        z = self.logit[rows]  # a copy: fancy indexing
+        z += self.week_shift[self.group[rows], week - 1]
         z -= self.fatigue_weight * fatigue[rows][:, None]
-        return sigmoid(z)
+        np.negative(z, out=z)  # the logistic function, in place: 1 / (1 + exp(-z))
+        np.exp(z, out=z)
+        z += 1.0
+        return np.reciprocal(z, out=z)
 
     def marginal(self, rows: np.ndarray, week: int, fatigue: np.ndarray) -> np.ndarray:
         """``(len(rows), K)`` net value of one send of each campaign in ``week``."""
-        uplift = self.response(rows, week, fatigue) - self.p_control[rows][:, None]
-        return uplift * self.value[None, :] - self.cost[None, :]
+        marg = self.response(rows, week, fatigue)
+        marg -= self.p_control[rows][:, None]
+        marg *= self.value[None, :]
+        marg -= self.cost[None, :]
+        return marg
 
     def next_fatigue(self, fatigue: np.ndarray, messaged: np.ndarray, week: int) -> None:
         """Move ``fatigue`` (in place) past ``week``: decay, plus a dose where messaged."""
