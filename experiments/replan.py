@@ -141,6 +141,7 @@ def replan(run_dir: Path, recipients_path: Path, out_path: Path,
     inputs = plan_inputs_from_matrices(matrices, audience.recipients, personas,
                                        config.dynamics, events, horizon, evidence,
                                        config.plan.send_rule, config.plan.hold_back)
+    del matrices  # the allocator's inputs hold what it needs; free the scores
     if budget is None:
         budget = next((float(b) for b in (config.plan.budget, config.simulation.budget)
                        if b is not None), float("inf"))
