@@ -338,3 +338,21 @@ def test_personas_csv_says_how_many_recipients_each_persona_has(tiny_run: Path) 
     personas = pd.read_csv(tiny_run / "personas.csv")
     assert personas["size"].notna().all()
     assert personas["size"].sum() == TINY_CONFIG["population"]["size"]
+
+
+def test_report_numbers_are_the_tables(tiny_run: Path) -> None:
+    page = (tiny_run / "report.html").read_text()
+    table = pd.read_csv(tiny_run / "prioritization.csv")
+    checked = 0
+    for persona, rows in table.groupby("persona_id"):
+        card = page[page.index(f"<h3>{persona}</h3>"):]
+        card = card[:card.index("</div></div>") if "</div></div>" in card else None]
+        found = re.search(r"(\S+) adds [+-][\d.]+ \w+ per 100 customers .*?nets ([+-])\$([\d,]+) "
+                          r"per 1,000", card)
+        assert found, persona
+        label, sign, dollars = found.groups()
+        best = rows[rows["rank"] == 1]
+        net = float(best["priority"].mean()) * 1000
+        assert f"{'-' if net < 0 else '+'}{abs(net):,.0f}" == f"{sign}{dollars}", persona
+        checked += 1
+    assert checked == table["persona_id"].nunique()

@@ -23,6 +23,7 @@ from personasim.config.persona import Persona
 from personasim.core import run_layout as files
 from personasim.core.types import CAMPAIGN_ID, PERSONA_ID, RECIPIENT_ID, Posterior
 from personasim.outputs.evaluation_plots import plot_persona_response
+from personasim.ranking.prioritization import TABLE_DRAWS, draw_subset
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +121,13 @@ def persona_cards(personas: list[Persona], posterior: Posterior, campaigns: list
     low_q, high_q = (1 - level) / 2, 1 - (1 - level) / 2
     total = max(sum(sizes.values()), 1)
     cards = []
+    # the table's draws, so that a card's numbers are the table's (one source)
+    subset = draw_subset(posterior.draws.shape[0], TABLE_DRAWS)
     for persona in personas:
         j = row.get(persona.id)
         if j is None:
             continue
-        draws = posterior.draws[:, j, :].astype(np.float64)
+        draws = posterior.draws[subset, j, :].astype(np.float64)
         base = draws[:, column[control.id]] if control is not None else 0.0
         arms = pd.DataFrame({
             CAMPAIGN_ID: [c.id for c in campaigns if c.id in column],

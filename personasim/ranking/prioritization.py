@@ -61,6 +61,11 @@ SEND = "send"
 SUPPRESS = "suppress"
 
 
+TABLE_DRAWS = 400
+"""Posterior draws the table is computed from (an evenly spaced subset, :func:`draw_subset`);
+the report reads the same ones, so its numbers are the table's."""
+
+
 def draw_subset(n_draws: int, max_draws: int) -> np.ndarray:
     """Evenly spaced, deterministic indices of at most ``max_draws`` of ``n_draws`` draws.
 
@@ -227,7 +232,7 @@ def prioritized_chunks(
     posterior: Posterior,
     campaigns: list[Campaign],
     config: PrioritizationConfig,
-    max_draws: int = 400,
+    max_draws: int = TABLE_DRAWS,
     chunk_size: int = 20_000,
     workers: int | None = None,
 ) -> Iterator[pa.Table]:
@@ -315,7 +320,7 @@ def prioritize(
     posterior: Posterior,
     campaigns: list[Campaign],
     config: PrioritizationConfig,
-    max_draws: int = 400,
+    max_draws: int = TABLE_DRAWS,
     chunk_size: int = 20_000,
 ) -> pd.DataFrame:
     """Rank the sendable campaigns for every recipient by expected incremental value.
