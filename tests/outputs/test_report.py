@@ -175,3 +175,21 @@ def test_footnote_speaks_of_held_out_rates_only_when_there_are_some() -> None:
     sim = pd.DataFrame({"inside": [True, False]})
     assert "held-out rates are observed" in render_report([], ReportContext("t", "i",
                                                                           sim_to_real=sim))
+
+
+def test_cards_read_the_tables_draws() -> None:
+    from personasim.ranking.prioritization import TABLE_DRAWS, draw_subset
+
+    rng = np.random.default_rng(3)
+    draws = rng.beta(2, 18, (1000, 2, 3)).astype(np.float32)
+    post = Posterior(("p0", "p1"), tuple(c.id for c in CAMPAIGNS), draws,
+                     Diagnostics("test", 1.0, 1000.0, 0, 0.0))
+    personas = [Persona(id="p0"), Persona(id="p1")]
+    cards = persona_cards(personas, post, CAMPAIGNS, {"p0": 1, "p1": 1}, {})
+    subset = draw_subset(1000, TABLE_DRAWS)
+    for j, card in enumerate(cards):
+        expected = draws[subset, j, :].astype(np.float64).mean(axis=0)
+        assert np.allclose(card.arms["mean"].to_numpy(), expected, rtol=0, atol=1e-12)
+        assert not np.allclose(card.arms["mean"].to_numpy(),
+                               draws[:, j, :].astype(np.float64).mean(axis=0), rtol=0,
+                               atol=1e-12)
