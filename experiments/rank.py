@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,7 +21,7 @@ from personasim.config.campaign import Campaign
 from personasim.config.schema import ExperimentConfig
 from personasim.core import run_layout as files
 from personasim.core.errors import DataError
-from personasim.core.types import CAMPAIGN_ID
+from personasim.core.types import CAMPAIGN_ID, Posterior
 from personasim.data.recipients import load_recipients
 from personasim.outputs.writers import EXPORTERS, stream_table
 from personasim.ranking.prioritization import SEND, SUPPRESS, empty_frame, prioritized_chunks
@@ -37,6 +38,44 @@ def _read(run_dir: Path, run_file: files.RunFile, parse: Callable[[str], T]) -> 
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(str(path), None, f"damaged run file, not what personasim wrote "
                         f"({reason})") from None
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """What scoring a new audience needs from a finished run, read and checked."""
+
+    config: ExperimentConfig
+    campaigns: list[Campaign]
+    profiles: PersonaProfiles
+    posterior: Posterior
+    fmt: str
+
+
+def read_finished_run(run_dir: Path, out_path: Path,
+                      also: tuple[files.RunFile, ...] = ()) -> FinishedRun:
+    """The run's config, campaigns, profiles and posterior; ``out_path``'s format.
+
+    Raises
+    ------
+    DataError
+        A file the command needs (``RANK_INPUTS`` and ``also``) is missing or damaged, or
+        ``out_path`` ends in no known format.
+    """
+    for needed in (*files.RANK_INPUTS, *also):
+        if not needed.path(run_dir).is_file():
+            raise DataError(str(run_dir), needed.name,
+                            "not a finished personasim run (file missing)")
+    fmt = out_path.suffix.lstrip(".").lower()
+    if fmt not in EXPORTERS:
+        known = ", ".join("." + name for name in EXPORTERS)
+        raise DataError(str(out_path), None, f"output must end in {known}")
+    config = _read(run_dir, files.CONFIG, lambda text: ExperimentConfig.model_validate(
+        yaml.safe_load(text)))
+    campaigns = _read(run_dir, files.CAMPAIGNS, lambda text: [
+        Campaign.model_validate(c) for c in yaml.safe_load(text)])
+    profiles = _read(run_dir, files.PROFILES,
+                     lambda text: PersonaProfiles.from_dict(json.loads(text)))
+    return FinishedRun(config, campaigns, profiles, load_posterior(run_dir), fmt)
 
 
 class _Decisions:
@@ -83,26 +122,14 @@ def rank_recipients(run_dir: Path, recipients_path: Path, out_path: Path) -> pd.
         One row per written row, in file order, with its ``campaign_id`` and ``action``
         (categorical): what was decided, without the table itself (read ``out_path`` for it).
     """
-    for needed in files.RANK_INPUTS:
-        if not needed.path(run_dir).is_file():
-            raise DataError(str(run_dir), needed.name,
-                            "not a finished personasim run (file missing)")
-    fmt = out_path.suffix.lstrip(".").lower()
-    if fmt not in EXPORTERS:
-        known = ", ".join("." + name for name in EXPORTERS)
-        raise DataError(str(out_path), None, f"output must end in {known}")
-    config = _read(run_dir, files.CONFIG, lambda text: ExperimentConfig.model_validate(
-        yaml.safe_load(text)))
-    campaigns = _read(run_dir, files.CAMPAIGNS, lambda text: [
-        Campaign.model_validate(c) for c in yaml.safe_load(text)])
-    profiles = _read(run_dir, files.PROFILES,
-                     lambda text: PersonaProfiles.from_dict(json.loads(text)))
-    posterior = load_posterior(run_dir)
+    run = read_finished_run(run_dir, out_path)
+    config = run.config
     recipients = load_recipients(recipients_path, max_levels=None)
     audience = audience_from_recipients(
-        recipients, posterior.persona_ids, profiles,
+        recipients, run.posterior.persona_ids, run.profiles,
         config.prioritization.membership_temperature, str(recipients_path),
     )
+    posterior, campaigns, fmt = run.posterior, run.campaigns, run.fmt
     del recipients
     chunks = prioritized_chunks(audience, posterior, campaigns, config.prioritization)
     decisions = _Decisions()

@@ -19,8 +19,6 @@ import pandas as pd
 import yaml
 
 from personasim.audience.membership import audience_from_recipients
-from personasim.audience.profiles import PersonaProfiles
-from personasim.bayes.storage import load_posterior
 from personasim.config.campaign import Campaign
 from personasim.config.persona import Persona
 from personasim.config.schema import ExperimentConfig
@@ -29,7 +27,7 @@ from personasim.core.csv_files import write_csv
 from personasim.core.errors import DataError
 from personasim.core.types import PERSONA_ID, RECIPIENT_ID, Audience, Posterior
 from personasim.data.recipients import check_channel_consent, load_recipients
-from personasim.experiments.rank import _read
+from personasim.experiments.rank import _read, read_finished_run
 from personasim.experiments.seeds import stage_seed
 from personasim.outputs.writers import EXPORTERS
 from personasim.ranking.plan import allocate, choose_dual_price, holdout_mask
@@ -112,23 +110,11 @@ def replan(run_dir: Path, recipients_path: Path, out_path: Path,
     """
     if budget is not None and not budget >= 0:
         raise DataError("--budget", None, f"must be >= 0, got {budget}")
-    for needed in (*files.RANK_INPUTS, files.PERSONAS_POSTERIOR):
-        if not needed.path(run_dir).is_file():
-            raise DataError(str(run_dir), needed.name,
-                            "not a finished personasim run (file missing)")
-    fmt = out_path.suffix.lstrip(".").lower()
-    if fmt not in EXPORTERS:
-        known = ", ".join("." + name for name in EXPORTERS)
-        raise DataError(str(out_path), None, f"output must end in {known}")
-    config = _read(run_dir, files.CONFIG, lambda text: ExperimentConfig.model_validate(
-        yaml.safe_load(text)))
-    campaigns = _read(run_dir, files.CAMPAIGNS, lambda text: [
-        Campaign.model_validate(c) for c in yaml.safe_load(text)])
+    run = read_finished_run(run_dir, out_path, also=(files.PERSONAS_POSTERIOR,))
+    config, campaigns, profiles, posterior, fmt = (run.config, run.campaigns, run.profiles,
+                                                   run.posterior, run.fmt)
     personas = _read(run_dir, files.PERSONAS_POSTERIOR, lambda text: [
         Persona.model_validate(p) for p in yaml.safe_load(text)])
-    profiles = _read(run_dir, files.PROFILES,
-                     lambda text: PersonaProfiles.from_dict(json.loads(text)))
-    posterior = load_posterior(run_dir)
     recipients = load_recipients(recipients_path, max_levels=None)
     check_channel_consent(recipients, campaigns, str(recipients_path))
     audience = audience_from_recipients(
