@@ -65,6 +65,7 @@ class StageSequencer:
     def __call__(self, stage: Stage, work: Callable[..., T], *args: Any) -> T:
         """Run ``work(ctx, advance, *args)`` as ``stage`` and return its result."""
         config = self.ctx.config
+        self.ctx.stop.check(f"before {stage.name}")  # a stop between stages ends the run here
         total = stage.total(config) if stage.total is not None else None
         with self.timer.stage(stage.name), \
                 self.reporter.stage(stage.title_for(config), total=total) as advance:

@@ -171,19 +171,25 @@ def sample_nuts(
         return _wait(sampler), compile_seconds
     import pymc as pm
 
-    with _quiet_fusion_errors(), build_model(inputs):
-        idata = pm.sample(
-            draws=config.draws,
-            tune=config.tune,
-            chains=config.chains,
-            cores=1,
-            random_seed=seed,
-            target_accept=config.target_accept,
-            progressbar=progress,
-            compute_convergence_checks=False,
-            return_inferencedata=True,
-            callback=_stop_callback(),
-        )
+    stop_check = _stop_callback()
+
+    def sample() -> Any:
+        with _quiet_fusion_errors(), build_model(inputs):
+            return pm.sample(
+                draws=config.draws,
+                tune=config.tune,
+                chains=config.chains,
+                cores=1,
+                random_seed=seed,
+                target_accept=config.target_accept,
+                progressbar=progress,
+                compute_convergence_checks=False,
+                return_inferencedata=True,
+                callback=stop_check,
+            )
+
+    # PyTensor compiles the model before the first draw; in a thread, a stop is seen at once
+    idata = interruptible(sample, "Bayesian update")
     return idata, 0.0
 
 
