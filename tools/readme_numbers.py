@@ -81,11 +81,7 @@ def quickstart() -> str:
 
 def plan_simulation() -> str:
     """The plan against the alternatives on the quickstart, fatigue and budget configs."""
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_plan.py"),
-                          "--parts", "simulation"], capture_output=True, text=True, check=True)
-    rows = [json.loads(line) for line in out.stdout.splitlines()
-            if line.startswith('{"part": "simulation"')]
-    return plan_table(rows)
+    return plan_table([r for r in _bench_plan("simulation") if r.get("part") == "simulation"])
 
 
 def plan_table(rows: list[dict]) -> str:
@@ -111,6 +107,35 @@ def plan_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _bench_plan(*parts: str) -> list[dict]:
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_plan.py"),
+                          "--parts", *parts], capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def hillstrom_budgets() -> str:
+    """The plan against random and T-learner targeting at 10/25/50% on held-out Hillstrom."""
+    rows = [r for r in _bench_plan("hillstrom")
+            if r.get("part") == "hillstrom" and r["metric"] == "visit"]
+    by = {(r["budget_share"], r["policy"]): r for r in rows}
+
+    def cell(values: list[float]) -> str:
+        return f"{values[0]:.1f} ({values[1]:.1f}–{values[2]:.1f})"
+
+    def diff(values: list[float]) -> str:
+        text = f"{values[0]:+.1f} ({values[1]:+.1f} to {values[2]:+.1f})"
+        return f"**{text}**" if values[1] > 0 else text
+
+    lines = ["| e-mailed | plan | random customers, best arm | T-learner's top | "
+             "plan − random | plan − T-learner |", "|---|---|---|---|---|---|"]
+    for share in sorted({r["budget_share"] for r in rows}):
+        plan, rand, tl = (by[(share, p)] for p in ("plan", "random_best_arm", "t_learner"))
+        lines.append(f"| {share:.0%} | {cell(plan['per_1000'])} | {cell(rand['per_1000'])} | "
+                     f"{cell(tl['per_1000'])} | {diff(rand['plan_minus_per_1000'])} | "
+                     f"{diff(tl['plan_minus_per_1000'])} |")
+    return "\n".join(lines)
+
+
 def tests() -> str:
     """How many tests the default suite collects."""
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q"], cwd=ROOT,
@@ -121,7 +146,8 @@ def tests() -> str:
 
 
 GENERATORS: dict[str, Callable[[], str]] = {
-    "quickstart": quickstart, "plan-simulation": plan_simulation, "tests": tests,
+    "quickstart": quickstart, "plan-simulation": plan_simulation,
+    "hillstrom-budgets": hillstrom_budgets, "tests": tests,
 }
 
 
