@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.ticker import FuncFormatter
 
 from personasim.core.types import CAMPAIGN_ID, NO_SEND_ID
 from personasim.outputs.plots import _DOLLARS, _figure, _require, plot_policy_comparison
@@ -40,6 +41,7 @@ def plot_plan(calendar: pd.DataFrame, path: Path, budget: float) -> Path:
             bottom += by[cid].to_numpy()
         ax.set_xlabel("Week")
         ax.set_ylabel("Messages planned")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set_xticks(weeks)
         ax.grid(axis="y", alpha=0.3)
         right = ax.twinx()
