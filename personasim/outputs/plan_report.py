@@ -114,7 +114,7 @@ def plan_section(summary: Mapping[str, Any], calendar: pd.DataFrame, plan: pd.Da
     e = html.escape
     budget = summary.get("budget")
     of = f" of the {_money(budget)} budget" if budget is not None else " (no budget limit)"
-    pacing = {"value": "recipient-level values with a price on the budget",
+    pacing = {"value": "recipient-level values (with a price on the budget when it binds)",
               "policy": "the trained policy's weekly pacing, recipient-level values "
                         "picking who"}.get(str(summary.get("pacing")), str(summary.get("pacing")))
     parts = [

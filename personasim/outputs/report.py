@@ -225,7 +225,7 @@ def headline(evaluation: pd.DataFrame, labels: Mapping[str, str],
         return ""
     table = rows.loc["prioritization_table"]
     arms = [p for p in rows.index if p.endswith("_to_all") or p == "nothing"]
-    text = (f"On held-out customers the prioritization table earns "
+    text = (f"On held-out customers the plan's first message earns "
             f"${1000 * table['value']:,.0f} net per 1,000 customers (95% interval "
             f"${1000 * table['ci_low']:,.0f}–${1000 * table['ci_high']:,.0f})")
     parts = []

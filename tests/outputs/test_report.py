@@ -135,7 +135,7 @@ def test_headline_names_the_best_arm_and_the_t_learner() -> None:
     labels = {c.id: c.offer for c in CAMPAIGNS}
     assert policy_label("mens_email_to_all", labels) == "Mens E-Mail to all"
     assert headline(evaluation(), labels) == (
-        "On held-out customers the prioritization table earns $134 net per 1,000 customers "
+        "On held-out customers the plan's first message earns $134 net per 1,000 customers "
         "(95% interval $126–$142): +$2 against Mens E-Mail to all (paired 95% interval -$1 "
         "to +$5); +$8 against T-learner (gradient boosting) (paired 95% interval +$5 to +$11).")
 
