@@ -48,7 +48,8 @@ def _calendar_errors(plan: pd.DataFrame, calendar: pd.DataFrame) -> list[str]:
         messages=("cost", "size"), spend=("cost", "sum"))
     cal = calendar[calendar[CAMPAIGN_ID] != NO_SEND_ID].set_index(
         [PERSONA_ID, "week", CAMPAIGN_ID])
-    joined = cal[["messages", "spend"]].join(counts, rsuffix="_plan", how="outer").fillna(0)
+    joined = (cal[["messages", "spend"]].join(counts, rsuffix="_plan", how="outer")
+              .fillna(0).astype(float))
     errors = []
     if not np.array_equal(joined["messages"].to_numpy(), joined["messages_plan"].to_numpy()):
         errors.append("calendar.csv's messages differ from plan.csv's")

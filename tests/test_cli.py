@@ -356,3 +356,17 @@ def test_report_numbers_are_the_tables(tiny_run: Path) -> None:
         assert f"{'-' if net < 0 else '+'}{abs(net):,.0f}" == f"{sign}{dollars}", persona
         checked += 1
     assert checked == table["persona_id"].nunique()
+
+
+def test_a_run_with_no_possible_message_warns_and_writes_an_empty_plan(
+        tiny_config_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = invoke("run", tiny_config_path, "--out", out, "--set", "plan.budget=0",
+                    "--set", "output.plots=false")
+    assert result.exit_code == 0, result.output
+    assert "The plan is empty" in result.output
+    assert "Planned 0 messages" in result.output
+    plan = pd.read_csv(out / "plan.csv")
+    assert plan.empty and tuple(plan.columns) == PLAN_FILE_COLUMNS
+    assert (pd.read_csv(out / "prioritization.csv")["action"] == "suppress").all()
+    assert disagreements(out) == []

@@ -137,10 +137,12 @@ def _candidates(ctx: RunContext, plan_inputs: PlanInputs, holdout: np.ndarray, b
     if config.pacing in ("auto", "value") or quota is None:
         price = choose_dual_price(plan_inputs, config, budget, holdout, seed)
         out["plan_value"] = _Candidate(plan_inputs, price,
-                                       allocate(plan_inputs, config, budget, holdout, price))
+                                       allocate(plan_inputs, config, budget, holdout, price,
+                                                warn_empty=False))
     if quota is not None and config.pacing in ("auto", "policy"):
         paced = replace(plan_inputs, quota=quota)
-        out["plan_policy"] = _Candidate(paced, 0.0, allocate(paced, config, budget, holdout))
+        out["plan_policy"] = _Candidate(paced, 0.0, allocate(paced, config, budget, holdout,
+                                                             warn_empty=False))
     return out
 
 
@@ -220,6 +222,11 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults,
     ids = list(plan_inputs.recipient_ids)
     chosen = _choose(config, make_env, candidates, ids)
     best = candidates[chosen]
+    if best.plan.empty:
+        logger.warning("The plan is empty: nothing can be sent under the plan's constraints "
+                       "(budget %s, %d recipients held out); plan.csv has no rows",
+                       "none" if not np.isfinite(budget) else f"${budget:,.2f}",
+                       int(holdout.sum()))
     errors = check_plan(best.plan, best.inputs, config.plan, budget, holdout)
     if errors:
         raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
