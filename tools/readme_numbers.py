@@ -136,6 +136,25 @@ def hillstrom_budgets() -> str:
     return "\n".join(lines)
 
 
+def scale() -> str:
+    """``rank`` and ``plan`` at 1,000,000 recipients x 20 campaigns."""
+    rows = []
+    for fmt, cases in (("parquet", ("hard", "soft")), ("csv", ("hard",))):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_rank.py"),
+                              "--recipients", "1000000", "--format", fmt, "--cases", *cases],
+                             capture_output=True, text=True, check=True)
+        rows += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    plan = next(r for r in _bench_plan("scale") if r.get("part") == "scale")
+    labels = {"hard": "recipients with `persona_id`", "soft": "soft membership (no `persona_id`)"}
+    lines = ["| command, 1,000,000 recipients x 20 campaigns | wall | CPU | peak memory |",
+             "|---|---|---|---|"]
+    lines += [f"| `rank`, {labels[r['case']]}, {r['format']} | {r['wall_s']:.1f} s | "
+              f"{r['cpu_s']:.1f} s | {r['peak_mb'] / 1024:.2f} GB |" for r in rows]
+    lines.append(f"| `plan`, 12 weeks, $2 a recipient ({plan['messages']:,} messages) | "
+                 f"{plan['seconds']:.1f} s | — | {plan['peak_gb']:.2f} GB |")
+    return "\n".join(lines)
+
+
 def tests() -> str:
     """How many tests the default suite collects."""
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q"], cwd=ROOT,
@@ -147,7 +166,7 @@ def tests() -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     "quickstart": quickstart, "plan-simulation": plan_simulation,
-    "hillstrom-budgets": hillstrom_budgets, "tests": tests,
+    "hillstrom-budgets": hillstrom_budgets, "scale": scale, "tests": tests,
 }
 
 
