@@ -31,7 +31,7 @@ from personasim.experiments.rank import _read, read_finished_run
 from personasim.experiments.seeds import stage_seed
 from personasim.outputs.writers import EXPORTERS
 from personasim.ranking.plan import allocate, choose_dual_price, holdout_mask
-from personasim.ranking.plan_checks import check_plan
+from personasim.ranking.plan_checks import require_valid
 from personasim.ranking.plan_table import (
     TableMatrices,
     concat_matrices,
@@ -129,15 +129,12 @@ def replan(run_dir: Path, recipients_path: Path, out_path: Path,
                                        config.plan.send_rule, config.plan.hold_back)
     del matrices  # the allocator's inputs hold what it needs; free the scores
     if budget is None:
-        budget = next((float(b) for b in (config.plan.budget, config.simulation.budget)
-                       if b is not None), float("inf"))
+        budget = config.plan_budget()
     n = len(inputs.recipient_ids)
     held = holdout_mask(n, config.plan.holdout_fraction, stage_seed(config.seed, "plan_holdout"))
     price = choose_dual_price(inputs, config.plan, budget, held, stage_seed(config.seed, "plan"))
     plan = allocate(inputs, config.plan, budget, held, price)
-    errors = check_plan(plan, inputs, config.plan, budget, held)
-    if errors:
-        raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
+    require_valid(plan, inputs, config.plan, budget, held)
     persona_of = audience.recipients.set_index(RECIPIENT_ID)[PERSONA_ID]
     plan = finish_plan(plan, persona_of, campaigns, events, horizon, evidence=evidence)
     holdout = pd.DataFrame({RECIPIENT_ID: inputs.recipient_ids[held],

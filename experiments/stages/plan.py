@@ -41,7 +41,7 @@ from personasim.policies.calendar import campaign_calendar
 from personasim.policies.comparison import TrainedPolicies
 from personasim.ranking.evidence import evidence_table, evidence_warnings
 from personasim.ranking.plan import PlanInputs, allocate, choose_dual_price, holdout_mask
-from personasim.ranking.plan_checks import check_plan
+from personasim.ranking.plan_checks import require_valid
 from personasim.ranking.plan_table import (
     apply_plan,
     finish_plan,
@@ -66,14 +66,6 @@ class PlanResult:
     evaluation: pd.DataFrame | None
     summary: dict[str, Any]
     holdout: pd.DataFrame
-
-
-def plan_budget(config: ExperimentConfig) -> float:
-    """``plan.budget``, else ``simulation.budget``, else no limit (``inf``)."""
-    for budget in (config.plan.budget, config.simulation.budget):
-        if budget is not None:
-            return float(budget)
-    return float("inf")
 
 
 def _policy_quota(ctx: RunContext, make_env: EnvFactory, trained: TrainedPolicies,
@@ -214,7 +206,7 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults,
     n = len(plan_inputs.recipient_ids)
     holdout = holdout_mask(n, config.plan.holdout_fraction,
                            stage_seed(config.seed, "plan_holdout"))
-    budget = plan_budget(config)
+    budget = config.plan_budget()
     simulated = inputs.recipients is None
     quota = (_policy_quota(ctx, make_env, trained, evaluated, plan_inputs, persona_ids)
              if simulated and config.plan.pacing != "value" else None)
@@ -227,9 +219,7 @@ def run(ctx: RunContext, advance: Advance, inputs: Inputs, ab: ABResults,
                        "(budget %s, %d recipients held out); plan.csv has no rows",
                        "none" if not np.isfinite(budget) else f"${budget:,.2f}",
                        int(holdout.sum()))
-    errors = check_plan(best.plan, best.inputs, config.plan, budget, holdout)
-    if errors:
-        raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
+    require_valid(best.plan, best.inputs, config.plan, budget, holdout)
     plan = _finish(best.plan, ranked, inputs, config, evidence)
     table = apply_plan(ranked.table, plan, evidence)
     sizes = ranked.audience.recipients[PERSONA_ID].value_counts().reindex(persona_ids)
@@ -281,7 +271,7 @@ def _write(ctx: RunContext, plan: pd.DataFrame, held: pd.DataFrame, calendar: pd
     if evaluation is not None:
         write_csv(evaluation, files.PLAN_EVALUATION.path(out))
     if config.output.plots:
-        plot_plan(calendar, files.PLAN_PLOT.path(out), plan_budget(config))
+        plot_plan(calendar, files.PLAN_PLOT.path(out), config.plan_budget())
         if evaluation is not None:
             plot_plan_evaluation(evaluation, files.PLAN_EVALUATION_PLOT.path(out),
                                  config.simulation.horizon)

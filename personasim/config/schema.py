@@ -60,6 +60,13 @@ class ExperimentConfig(StrictModel):
             raise ValueError(f"personas: shares sum to {total:g}, not 1; correct them, or set "
                              "population.relative_shares: true to rescale them")
 
+    def plan_budget(self) -> float:
+        """``plan.budget``, else ``simulation.budget``, else no limit (``inf``)."""
+        for budget in (self.plan.budget, self.simulation.budget):
+            if budget is not None:
+                return float(budget)
+        return float("inf")
+
     def _check_plan(self, campaigns: set[str]) -> None:
         error = _plan_errors(self.plan, campaigns, self.simulation.horizon)
         if error:

@@ -117,6 +117,18 @@ def check_plan(
     return errors + _value_errors(plan, ri, ki, inputs)
 
 
+def require_valid(plan: pd.DataFrame, inputs: PlanInputs, config: PlanConfig, budget: float,
+                  holdout: np.ndarray) -> None:
+    """Raise ``RuntimeError`` listing every constraint ``plan`` breaks (a bug, never input).
+
+    The allocator is built never to break one; this is the independent check every plan
+    written passes.
+    """
+    errors = check_plan(plan, inputs, config, budget, holdout)
+    if errors:
+        raise RuntimeError("the plan breaks a constraint: " + "; ".join(errors))
+
+
 def _quota_errors(ri: np.ndarray, week: np.ndarray, ki: np.ndarray,
                   inputs: PlanInputs) -> list[str]:
     """Persona-week-campaign cells sent more often than the pacing allows."""

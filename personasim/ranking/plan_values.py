@@ -88,7 +88,7 @@ class ResponseValues:
 
     def response(self, rows: np.ndarray, week: int, fatigue: np.ndarray) -> np.ndarray:
         """``(len(rows), K)`` P(response) to each campaign in ``week`` at ``fatigue[rows]``."""
-        z = self.logit[rows]  # a copy: fancy indexing
+        z = np.take(self.logit, rows, axis=0)  # always a copy, worked on in place below
         z += self.week_shift[self.group[rows], week - 1]
         z -= self.fatigue_weight * fatigue[rows][:, None]
         np.negative(z, out=z)  # the logistic function, in place: 1 / (1 + exp(-z))
